@@ -1,0 +1,146 @@
+//! The command line: clap types only. Each command in [`crate::commands`] turns these into plain
+//! settings and calls the library.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Makes CRM migrations reversible: checksummed backups, journaled rollback phases, drills.
+#[derive(Debug, Parser)]
+#[command(name = "rollback", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The playbook to use.
+    #[arg(short = 'f', long = "playbook", global = true, default_value = "rollback.yaml", env = "ROLLBACK_PLAYBOOK")]
+    pub playbook: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Hide progress bars (they are hidden anyway when stderr is not a terminal).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a starter playbook and sandbox SQLite CRMs that work at once.
+    Init(InitArgs),
+    /// Parse and check the playbook; errors name file:line:col with a hint.
+    Validate,
+    /// Run a phase of the playbook.
+    Execute(ExecuteArgs),
+    /// Verify snapshots (all, or one), or compare a live connector with a snapshot.
+    Verify(VerifyArgs),
+    /// List, show and compare snapshots.
+    Snapshots(SnapshotsArgs),
+    /// List and show runs from the journal.
+    Runs(RunsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Folder to write into (created if missing).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Contacts in the sandbox CRM (companies are a tenth, deals a fifth of this).
+    #[arg(long, default_value_t = 1000)]
+    pub records: u64,
+    /// Seed for the generated data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Overwrite an existing playbook and sandbox databases.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecuteArgs {
+    /// The phase to run (e.g. backup, immediate, delayed).
+    #[arg(long)]
+    pub phase: String,
+    /// Apply this environment's connector overrides.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Answer yes to every confirmation (for CI).
+    #[arg(long)]
+    pub yes: bool,
+    /// Clear a stale store lock left by a process that died, then run.
+    #[arg(long)]
+    pub force_unlock: bool,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Snapshot id, unique prefix, `latest` or `latest-delta`; all snapshots when omitted.
+    pub snapshot: Option<String>,
+    /// Compare this live connector with the snapshot (default: its latest) instead.
+    #[arg(long)]
+    pub connector: Option<String>,
+    /// Environment whose connector overrides apply (with --connector).
+    #[arg(long)]
+    pub env: Option<String>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    #[command(subcommand)]
+    pub command: Option<SnapshotsCommand>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text, global = true)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotsCommand {
+    /// List snapshots, oldest first.
+    List,
+    /// Show one snapshot's manifest summary.
+    Show { id: String },
+    /// Added, changed and deleted ids per object from A to B.
+    Diff { a: String, b: String },
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    pub command: Option<RunsCommand>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text, global = true)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, oldest first.
+    List,
+    /// Show one run's steps, outcomes and timings (`latest` for the newest).
+    Show { run: String },
+}

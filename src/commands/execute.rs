@@ -1,0 +1,66 @@
+//! `rollback execute --phase P`: lock the store, run the phase, print the run report.
+
+use anyhow::bail;
+
+use crate::cli::{ExecuteArgs, Global, OutputFormat};
+use crate::engine::{Context, RunStatus, RunSummary, execute_phase};
+use crate::journal::{Journal, JournalError, is_stale};
+use crate::playbook::diagnostic::suggest;
+use crate::playbook::duration::format_duration;
+use crate::store::Store;
+
+pub async fn run(global: &Global, args: &ExecuteArgs) -> anyhow::Result<u8> {
+    let playbook = super::load_playbook(&global.playbook, args.env.as_deref())?;
+    if !playbook.phases.contains_key(&args.phase) {
+        let hint = suggest(&args.phase, "phase", playbook.phases.keys().map(String::as_str));
+        return Err(super::BadInput(format!("phase `{}` is not defined in `{}`\nhint: {hint}", args.phase, playbook.path.display())).into());
+    }
+    let store = Store::open_or_create(&playbook.store_path, playbook.compression_level)?;
+    let journal = Journal::open(&store.journal_path()).await?;
+    if args.force_unlock
+        && let Some(holder) = journal.lock_holder().await?
+    {
+        if !is_stale(&holder) {
+            bail!(JournalError::Held(holder));
+        }
+        journal.force_unlock().await?;
+        eprintln!("cleared the stale lock of {holder}");
+    }
+    journal.acquire_lock(&format!("execute --phase {}", args.phase), None).await?;
+    let run_id = crate::ids::new_id(chrono::Utc::now());
+    let ctx = Context::new(playbook, store, journal.clone(), run_id, super::ui::progress(global.no_progress));
+    let result = execute_phase(&ctx, &args.phase).await;
+    journal.release_lock().await?;
+    let summary = result?;
+    match args.format {
+        OutputFormat::Json => super::print_json(&summary),
+        OutputFormat::Text => print_summary(&summary, ctx.playbook.rto),
+    }
+    Ok(match summary.status {
+        RunStatus::Succeeded => super::OK,
+        RunStatus::Failed => super::FAILED,
+        RunStatus::Interrupted => super::INTERRUPTED,
+    })
+}
+
+/// The human run report.
+pub fn print_summary(summary: &RunSummary, rto: Option<std::time::Duration>) {
+    let total = std::time::Duration::from_millis(summary.duration_ms as u64);
+    let against = rto.map(|r| format!(" (RTO {})", format_duration(r))).unwrap_or_default();
+    println!("run {} · phase `{}` · {} in {}{against}", summary.run_id, summary.phase, summary.status.as_str(), format_duration(total));
+    for step in &summary.steps {
+        let mark = match step.status.as_str() {
+            "succeeded" => "ok  ",
+            "failed" => "FAIL",
+            _ => "--  ",
+        };
+        let extra = if step.on_failure { " (on_failure)" } else { "" };
+        let took = format_duration(std::time::Duration::from_millis(step.duration_ms as u64));
+        println!("  {mark} {:<28} {:>9}  {}{extra}", step.name, took, step.summary.as_deref().unwrap_or(""));
+        if let Some(e) = &step.error {
+            for line in e.lines() {
+                println!("         {line}");
+            }
+        }
+    }
+}

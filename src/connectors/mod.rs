@@ -1,0 +1,130 @@
+//! Connectors: one trait, one config (tagged by `type`, see [`crate::playbook::ConnectorKind`]),
+//! one `build` match that names the concrete types. Adding a CRM means one new file and one arm.
+
+pub mod files;
+pub mod sqlite;
+pub mod values;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+
+use crate::playbook::{ConnectorConfig, ConnectorKind};
+use crate::record::Record;
+
+/// A connector failure: what failed, where (object, record), whether a retry may help, and a hint.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConnectorError {
+    pub connector: String,
+    pub object: Option<String>,
+    pub record: Option<String>,
+    pub message: String,
+    pub hint: Option<String>,
+    pub retryable: bool,
+}
+
+impl ConnectorError {
+    pub fn new(connector: &str, message: impl Into<String>) -> Self {
+        ConnectorError { connector: connector.into(), object: None, record: None, message: message.into(), hint: None, retryable: false }
+    }
+    pub fn object(mut self, object: &str) -> Self {
+        self.object = Some(object.into());
+        self
+    }
+    pub fn record(mut self, id: &str) -> Self {
+        self.record = Some(id.into());
+        self
+    }
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+    pub fn retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+}
+
+impl fmt::Display for ConnectorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "connector `{}`", self.connector)?;
+        if let Some(o) = &self.object {
+            write!(f, ", object `{o}`")?;
+        }
+        if let Some(r) = &self.record {
+            write!(f, ", record `{r}`")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, "\nhint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a connector can do; `plan` refuses steps that need more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Capabilities {
+    pub read: bool,
+    pub write: bool,
+    pub freeze: bool,
+}
+
+/// How `apply` writes: `Upsert` inserts or updates by id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyMode {
+    Upsert,
+}
+
+/// Per-batch outcome of `apply`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ApplyOutcome {
+    pub written: u64,
+    /// Old id → new id, where the CRM assigns ids.
+    pub id_map: Vec<(String, String)>,
+}
+
+/// A page of exported records.
+pub type RecordPages = BoxStream<'static, Result<Vec<Record>, ConnectorError>>;
+
+/// A CRM endpoint that can be read, written and frozen.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    fn name(&self) -> &str;
+    fn kind(&self) -> ConnectorKind;
+    fn capabilities(&self) -> Capabilities;
+    /// The configured objects, in playbook order.
+    fn objects(&self) -> Vec<String>;
+    /// Cheap reachability check.
+    async fn health(&self) -> Result<(), ConnectorError>;
+    /// Objects and their fields (tables, columns, types, keys), for the snapshot.
+    async fn describe(&self) -> Result<serde_json::Value, ConnectorError>;
+    async fn count(&self, object: &str) -> Result<u64, ConnectorError>;
+    /// Every record of `object` (modified at or after `since`, if given), in pages.
+    fn export(&self, object: &str, since: Option<DateTime<Utc>>) -> RecordPages;
+    async fn apply(&self, object: &str, batch: &[Record], mode: ApplyMode) -> Result<ApplyOutcome, ConnectorError>;
+    async fn delete(&self, object: &str, ids: &[String]) -> Result<u64, ConnectorError>;
+}
+
+/// Builds the connector a config describes.
+pub async fn build(config: &ConnectorConfig) -> Result<Arc<dyn Connector>, ConnectorError> {
+    Ok(match config.kind {
+        ConnectorKind::Sqlite => Arc::new(sqlite::SqliteConnector::open(config).await?),
+        ConnectorKind::Files => Arc::new(files::FilesConnector::open(config)?),
+        other => {
+            return Err(ConnectorError::new(&config.name, format!("connector type `{}` is not available in this build yet", other.name()))
+                .hint("use `sqlite` or `files`, or an environment that overrides this connector (e.g. `--env sandbox`)"));
+        }
+    })
+}
+
+/// Records arrive in pages of about this many.
+pub const PAGE_SIZE: usize = 2000;
+
+/// Turns a channel of pages into a stream.
+pub fn pages_from_channel(rx: tokio::sync::mpsc::Receiver<Result<Vec<Record>, ConnectorError>>) -> RecordPages {
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|page| (page, rx)) }))
+}

@@ -1,0 +1,150 @@
+//! The one record type every connector reads and writes, and its canonical bytes.
+//!
+//! Canonical bytes are compact JSON with sorted keys of `{fields, id, object}` (keys in that
+//! order because they sort that way); `record_hash` is the sha256 of those bytes. Field maps are
+//! `BTreeMap`s and `serde_json::Value` objects are sorted maps, so every nested key is sorted too.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::digest::{Hash32, sha256};
+
+/// Field name → normalised value.
+pub type Fields = BTreeMap<String, Value>;
+
+/// `{object, id, fields, modified_at, deleted}`: the unit every connector reads and writes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub object: Arc<str>,
+    pub id: String,
+    pub fields: Fields,
+    pub modified_at: Option<DateTime<Utc>>,
+    pub deleted: bool,
+}
+
+impl Record {
+    /// Appends the canonical bytes `{"fields":{..},"id":"..","object":".."}` to `out`.
+    pub fn write_canonical(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"fields\":{");
+        for (i, (key, value)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_str(out, key);
+            out.push(b':');
+            // Writing a `Value` into a Vec cannot fail.
+            serde_json::to_writer(&mut *out, value).expect("in-memory JSON write");
+        }
+        out.extend_from_slice(b"},\"id\":");
+        write_json_str(out, &self.id);
+        out.extend_from_slice(b",\"object\":");
+        write_json_str(out, &self.object);
+        out.push(b'}');
+    }
+
+    /// The canonical bytes as a fresh vector.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        self.write_canonical(&mut out);
+        out
+    }
+
+    /// sha256 of the canonical bytes.
+    pub fn hash(&self) -> Hash32 {
+        sha256(&self.canonical_bytes())
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("in-memory JSON write");
+}
+
+/// Formats a time the way every connector normalises timestamps: RFC 3339, UTC, `Z`, fractional
+/// seconds only when present.
+pub fn format_time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// Parses the timestamp spellings CRMs store (RFC 3339 with any offset, `YYYY-MM-DD HH:MM:SS[.f]`
+/// and `YYYY-MM-DDTHH:MM:SS[.f]` taken as UTC) into UTC.
+pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
+            return Some(t.and_utc());
+        }
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f %#z"] {
+        if let Ok(t) = DateTime::parse_from_str(text, format) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(id: &str, name: &str) -> Record {
+        let mut fields = Fields::new();
+        fields.insert("name".into(), json!(name));
+        fields.insert("amount".into(), json!("10.50"));
+        fields.insert("nested".into(), json!({"z": 1, "a": [true, null]}));
+        Record { object: "contacts".into(), id: id.into(), fields, modified_at: None, deleted: false }
+    }
+
+    /// Canonical bytes are compact JSON with every key sorted, nested ones included.
+    #[test]
+    fn canonical_bytes_are_sorted_compact_json() {
+        let bytes = record("7", "Zoë \"Z\"").canonical_bytes();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            r#"{"fields":{"amount":"10.50","name":"Zoë \"Z\"","nested":{"a":[true,null],"z":1}},"id":"7","object":"contacts"}"#
+        );
+    }
+
+    /// Canonical bytes equal serde_json's own sorted rendering of the same three keys.
+    #[test]
+    fn canonical_bytes_match_serde_json() {
+        let r = record("x\u{1}y", "Åsa");
+        let value = json!({"object": &*r.object, "id": r.id, "fields": r.fields});
+        assert_eq!(r.canonical_bytes(), serde_json::to_vec(&value).unwrap());
+    }
+
+    /// Changing the id, the object or any field changes the hash; modified_at and deleted do not.
+    #[test]
+    fn hash_covers_object_id_and_fields() {
+        let base = record("1", "Ann");
+        let mut other = base.clone();
+        other.id = "2".into();
+        assert_ne!(base.hash(), other.hash());
+        let mut other = base.clone();
+        other.object = "leads".into();
+        assert_ne!(base.hash(), other.hash());
+        let mut other = base.clone();
+        other.fields.insert("name".into(), json!("Anne"));
+        assert_ne!(base.hash(), other.hash());
+        let mut other = base.clone();
+        other.deleted = true;
+        assert_eq!(base.hash(), other.hash());
+    }
+
+    /// The timestamp spellings CRMs use normalise to one RFC 3339 UTC form.
+    #[test]
+    fn timestamps_normalise_to_utc() {
+        for text in ["2026-11-20T22:00:00Z", "2026-11-20 22:00:00", "2026-11-20T23:00:00+01:00"] {
+            assert_eq!(format_time(&parse_time(text).unwrap()), "2026-11-20T22:00:00Z");
+        }
+        assert_eq!(format_time(&parse_time("2026-11-20 22:00:00.250").unwrap()), "2026-11-20T22:00:00.250Z");
+        assert!(parse_time("yesterday").is_none());
+    }
+}

@@ -1,0 +1,267 @@
+//! The content-addressed snapshot store (see the crate docs for the layout on disk).
+//!
+//! `Store` owns the paths and the small amount of configuration in `store.json`; chunk bodies
+//! are produced by [`chunk`], manifests by [`manifest`], integrity checks live in [`verify`].
+
+pub mod chunk;
+pub mod fsio;
+pub mod manifest;
+pub mod verify;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::digest::{Hash32, ObjectDigester, sha256};
+use crate::record::Record;
+use manifest::{ChunkRef, Manifest, SnapshotKind};
+
+/// `store.json`: never holds a secret.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoreConfig {
+    pub format: u32,
+    pub compression: String,
+    pub level: i32,
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("no snapshot store at `{0}`\nhint: run a phase with a `backup` step first (`rollback execute --phase backup`)")]
+    Missing(PathBuf),
+    #[error("cannot {action} `{path}`: {source}")]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("`{path}` is not a valid {what}: {message}")]
+    Corrupt { what: &'static str, path: PathBuf, message: String },
+    #[error("no snapshot matches `{reference}`{scope}\nhint: `rollback snapshots list` shows the snapshots in this store")]
+    NotFound { reference: String, scope: String },
+    #[error("snapshot reference `{reference}` is ambiguous: it matches {candidates}\nhint: type more characters of the id")]
+    Ambiguous { reference: String, candidates: String },
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io { action, path, source }
+}
+
+/// What one chunk write produced.
+pub struct WrittenChunk {
+    pub chunk: ChunkRef,
+    pub pairs: ObjectDigester,
+    pub deleted: u64,
+    pub newest_modified: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+    pub config: StoreConfig,
+}
+
+impl Store {
+    /// Opens an existing store.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        let path = root.join("store.json");
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::Missing(root.into())),
+            Err(e) => return Err(io("read", &path)(e)),
+        };
+        let config: StoreConfig = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+            what: "store configuration",
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Store { root: root.into(), config })
+    }
+
+    /// Opens the store, creating it with `level` compression if it does not exist yet.
+    pub fn open_or_create(root: &Path, level: i32) -> Result<Store, StoreError> {
+        match Store::open(root) {
+            Err(StoreError::Missing(_)) => {
+                for dir in ["chunks", "snapshots", "tmp"] {
+                    fs::create_dir_all(root.join(dir)).map_err(io("create", &root.join(dir)))?;
+                }
+                let config = StoreConfig { format: 1, compression: "zstd".into(), level };
+                let bytes = serde_json::to_vec_pretty(&config).expect("serialisable config");
+                let path = root.join("store.json");
+                fsio::write_atomic(&root.join("tmp"), &path, &bytes).map_err(io("write", &path))?;
+                Ok(Store { root: root.into(), config })
+            }
+            other => other,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn journal_path(&self) -> PathBuf {
+        self.root.join("journal.db")
+    }
+
+    pub fn chunk_path(&self, hex: &str) -> PathBuf {
+        let prefix = hex.get(..2).unwrap_or("__");
+        self.root.join("chunks").join(prefix).join(hex)
+    }
+
+    fn manifest_path(&self, id: &str) -> PathBuf {
+        self.root.join("snapshots").join(format!("{id}.json"))
+    }
+
+    /// Encodes, hashes, compresses and durably writes one chunk of records of `object`.
+    /// CPU-bound: call from a blocking thread.
+    pub fn write_chunk(&self, records: &[Record]) -> Result<WrittenChunk, StoreError> {
+        let mut raw = Vec::with_capacity(records.len() * 320);
+        let mut pairs = ObjectDigester::new();
+        let mut deleted = 0;
+        let mut newest_modified = None;
+        for record in records {
+            let hash = chunk::encode_line(record, &mut raw);
+            pairs.push(&record.id, hash);
+            deleted += u64::from(record.deleted);
+            newest_modified = newest_modified.max(record.modified_at);
+        }
+        let tmp = self.root.join("tmp");
+        let stored = chunk::compress(&raw, self.config.level).map_err(io("compress a chunk in", &tmp))?;
+        let id = sha256(&stored).to_hex();
+        let path = self.chunk_path(&id);
+        if !path.exists() {
+            fsio::write_atomic(&tmp, &path, &stored).map_err(io("write", &path))?;
+        }
+        let chunk = ChunkRef { id, records: records.len() as u64, size: stored.len() as u64, raw: raw.len() as u64 };
+        Ok(WrittenChunk { chunk, pairs, deleted, newest_modified })
+    }
+
+    /// Reads a chunk's stored bytes.
+    pub fn read_chunk(&self, hex: &str) -> std::io::Result<Vec<u8>> {
+        fs::read(self.chunk_path(hex))
+    }
+
+    /// Reads, checks and decompresses a chunk.
+    pub fn load_chunk(&self, chunk: &ChunkRef) -> Result<Vec<u8>, StoreError> {
+        let path = self.chunk_path(&chunk.id);
+        let stored = fs::read(&path).map_err(io("read chunk", &path))?;
+        let corrupt = |message: String| StoreError::Corrupt { what: "chunk", path: path.clone(), message };
+        if sha256(&stored).to_hex() != chunk.id {
+            return Err(corrupt("its bytes no longer hash to its name".into()));
+        }
+        chunk::decompress(&stored, chunk.raw as usize + 1).map_err(|e| corrupt(e.to_string()))
+    }
+
+    /// Reads all records of one object of a snapshot, chunk by chunk.
+    pub fn read_records<'a>(
+        &'a self,
+        manifest: &'a Manifest,
+        object: &str,
+    ) -> impl Iterator<Item = Result<Vec<Record>, StoreError>> + 'a {
+        let name: std::sync::Arc<str> = object.into();
+        let chunks = manifest.objects.get(object).map(|o| o.chunks.as_slice()).unwrap_or_default();
+        chunks.iter().map(move |chunk| {
+            let raw = self.load_chunk(chunk)?;
+            chunk::decode_lines(&raw, &name).map_err(|e| StoreError::Corrupt {
+                what: "chunk",
+                path: self.chunk_path(&chunk.id),
+                message: format!("line {}: {}", e.line, e.message),
+            })
+        })
+    }
+
+    /// Writes a manifest last, atomically: after this the snapshot exists.
+    pub fn write_manifest(&self, manifest: &Manifest) -> Result<(), StoreError> {
+        let path = self.manifest_path(&manifest.id);
+        let bytes = serde_json::to_vec_pretty(manifest).expect("serialisable manifest");
+        fsio::write_atomic(&self.root.join("tmp"), &path, &bytes).map_err(io("write", &path))
+    }
+
+    /// Loads one manifest by exact id.
+    pub fn load_manifest(&self, id: &str) -> Result<Manifest, StoreError> {
+        let path = self.manifest_path(id);
+        let bytes = fs::read(&path).map_err(io("read", &path))?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            what: "snapshot manifest",
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    /// Ids of all manifests, oldest first.
+    pub fn snapshot_ids(&self) -> Result<Vec<String>, StoreError> {
+        let dir = self.root.join("snapshots");
+        let mut ids: Vec<String> = fs::read_dir(&dir)
+            .map_err(io("list", &dir))?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".json").map(str::to_string))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// All readable manifests, oldest first.
+    pub fn list(&self) -> Result<Vec<Manifest>, StoreError> {
+        self.snapshot_ids()?.iter().map(|id| self.load_manifest(id)).collect()
+    }
+
+    /// Resolves `latest`, `latest-delta`, an id or a unique id prefix, optionally only among the
+    /// snapshots of `connector`.
+    pub fn resolve(&self, reference: &str, connector: Option<&str>) -> Result<Manifest, StoreError> {
+        let scope = connector.map(|c| format!(" of connector `{c}`")).unwrap_or_default();
+        let not_found = || StoreError::NotFound { reference: reference.into(), scope: scope.clone() };
+        let ids = self.snapshot_ids()?;
+        let kind = match reference {
+            "latest" => Some(SnapshotKind::Full),
+            "latest-delta" => Some(SnapshotKind::Delta),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            for id in ids.iter().rev() {
+                let manifest = self.load_manifest(id)?;
+                if manifest.kind == kind && connector.is_none_or(|c| manifest.connector == c) {
+                    return Ok(manifest);
+                }
+            }
+            return Err(not_found());
+        }
+        let matches: Vec<&String> = ids.iter().filter(|id| id.starts_with(reference) && !reference.is_empty()).collect();
+        match matches.as_slice() {
+            [] => Err(not_found()),
+            [one] => {
+                let manifest = self.load_manifest(one)?;
+                match connector {
+                    Some(c) if manifest.connector != c => Err(not_found()),
+                    _ => Ok(manifest),
+                }
+            }
+            many => Err(StoreError::Ambiguous {
+                reference: reference.into(),
+                candidates: many.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+
+    /// The `(id, record_hash)` pairs of one object of a snapshot, sorted, plus line problems.
+    pub fn object_pairs(&self, manifest: &Manifest, object: &str) -> Result<ObjectDigester, StoreError> {
+        let mut all = ObjectDigester::new();
+        let Some(entry) = manifest.objects.get(object) else { return Ok(all) };
+        for chunk in &entry.chunks {
+            let raw = self.load_chunk(chunk)?;
+            let (pairs, _, errors) = chunk::hash_lines(&raw, object);
+            if let Some(e) = errors.first() {
+                return Err(StoreError::Corrupt {
+                    what: "chunk",
+                    path: self.chunk_path(&chunk.id),
+                    message: format!("line {}: {}", e.line, e.message),
+                });
+            }
+            all.merge(pairs);
+        }
+        all.finish();
+        Ok(all)
+    }
+}
+
+/// The digest every snapshot claims for itself, recomputed from its object entries.
+pub fn claimed_root(manifest: &Manifest) -> Hash32 {
+    crate::digest::root_digest(manifest.objects.iter().map(|(k, v)| (k.as_str(), v.digest)))
+}
