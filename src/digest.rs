@@ -90,6 +90,11 @@ impl ObjectDigester {
         ObjectDigester { sorted: true, ..Default::default() }
     }
 
+    /// A digester with room for `records` pairs with ids of about `id_len` bytes.
+    pub fn with_capacity(records: usize, id_len: usize) -> Self {
+        ObjectDigester { arena: String::with_capacity(records * id_len), entries: Vec::with_capacity(records), sorted: true }
+    }
+
     /// Adds one record's id and hash.
     pub fn push(&mut self, id: &str, hash: Hash32) {
         let start = self.arena.len() as u32;

@@ -35,8 +35,11 @@ impl Record {
             }
             write_json_str(out, key);
             out.push(b':');
-            // Writing a `Value` into a Vec cannot fail.
-            serde_json::to_writer(&mut *out, value).expect("in-memory JSON write");
+            match value {
+                Value::String(s) => write_json_str(out, s),
+                // Writing a `Value` into a Vec cannot fail.
+                other => serde_json::to_writer(&mut *out, other).expect("in-memory JSON write"),
+            }
         }
         out.extend_from_slice(b"},\"id\":");
         write_json_str(out, &self.id);
@@ -58,9 +61,16 @@ impl Record {
     }
 }
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal (escaped exactly as serde_json escapes it).
 pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(&mut *out, s).expect("in-memory JSON write");
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, s).expect("in-memory JSON write");
+    }
 }
 
 /// Formats a time the way every connector normalises timestamps: RFC 3339, UTC, `Z`, fractional

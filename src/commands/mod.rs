@@ -83,7 +83,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             return NOT_READY;
         }
         if let Some(crate::engine::EngineError::Connector(c)) = cause.downcast_ref::<crate::engine::EngineError>()
-            && c.message.contains("is not set")
+            && c.bad_input
         {
             return BAD_INPUT;
         }

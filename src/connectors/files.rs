@@ -43,11 +43,9 @@ pub struct FilesConnector {
 impl FilesConnector {
     pub fn open(config: &ConnectorConfig) -> Result<Self, ConnectorError> {
         let name = config.name.as_str();
-        let raw = config.spec.path.clone().unwrap_or_default();
-        let resolved = crate::playbook::secret::Secret(raw).resolve(&config.base_dir).map_err(|e| ConnectorError::new(name, e.to_string()))?;
-        let dir = config.base_dir.join(resolved);
+        let (dir, shown) = super::resolve_path(config)?;
         if !dir.is_dir() {
-            return Err(ConnectorError::new(name, format!("directory `{}` does not exist", dir.display())).hint("create it, or fix `path` (relative to the playbook's folder)"));
+            return Err(ConnectorError::new(name, format!("directory `{shown}` does not exist")).hint("create it, or fix `path` (relative to the playbook's folder)"));
         }
         let default_format = match config.spec.format.as_deref() {
             Some("csv") => Format::Csv,

@@ -24,11 +24,13 @@ pub struct ConnectorError {
     pub message: String,
     pub hint: Option<String>,
     pub retryable: bool,
+    /// The playbook or environment is at fault (a missing secret, say): exit 2, not 1.
+    pub bad_input: bool,
 }
 
 impl ConnectorError {
     pub fn new(connector: &str, message: impl Into<String>) -> Self {
-        ConnectorError { connector: connector.into(), object: None, record: None, message: message.into(), hint: None, retryable: false }
+        ConnectorError { connector: connector.into(), object: None, record: None, message: message.into(), hint: None, retryable: false, bad_input: false }
     }
     pub fn object(mut self, object: &str) -> Self {
         self.object = Some(object.into());
@@ -40,6 +42,10 @@ impl ConnectorError {
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+    pub fn bad_input(mut self) -> Self {
+        self.bad_input = true;
         self
     }
     pub fn retryable(mut self, retryable: bool) -> Self {
@@ -119,6 +125,16 @@ pub async fn build(config: &ConnectorConfig) -> Result<Arc<dyn Connector>, Conne
                 .hint("use `sqlite` or `files`, or an environment that overrides this connector (e.g. `--env sandbox`)"));
         }
     })
+}
+
+/// Resolves a connector's `path` (relative to the playbook's folder). Returns the path and how to
+/// show it: the playbook's text when it holds a secret reference, so the value is never printed.
+pub fn resolve_path(config: &ConnectorConfig) -> Result<(std::path::PathBuf, String), ConnectorError> {
+    let raw = crate::playbook::secret::Secret(config.spec.path.clone().unwrap_or_default());
+    let resolved = raw.resolve(&config.base_dir).map_err(|e| ConnectorError::new(&config.name, e.to_string()).bad_input())?;
+    let path = config.base_dir.join(&resolved);
+    let shown = if raw.has_references() { raw.0.clone() } else { path.display().to_string() };
+    Ok((path, shown))
 }
 
 /// Records arrive in pages of about this many.

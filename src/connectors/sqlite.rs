@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
 use serde_json::{Value, json};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
-use sqlx::{AssertSqlSafe, Row, ValueRef};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::{AssertSqlSafe, Row};
 
 use super::values::{self, ColumnClass, SqlValue};
 use super::{ApplyMode, ApplyOutcome, Capabilities, Connector, ConnectorError, PAGE_SIZE, RecordPages};
@@ -38,6 +37,8 @@ pub struct TableMap {
     pub id: String,
     pub modified: Option<String>,
     pub columns: Vec<Column>,
+    /// The column that is the table's rowid (`INTEGER PRIMARY KEY`), if any.
+    pub rowid_alias: Option<String>,
 }
 
 impl TableMap {
@@ -67,11 +68,9 @@ impl SqliteConnector {
     /// Opens the database file (it must exist) and reads the mapped tables' columns.
     pub async fn open(config: &ConnectorConfig) -> Result<Self, ConnectorError> {
         let name = config.name.as_str();
-        let raw = config.spec.path.clone().unwrap_or_default();
-        let resolved = crate::playbook::secret::Secret(raw).resolve(&config.base_dir).map_err(|e| ConnectorError::new(name, e.to_string()))?;
-        let path = config.base_dir.join(resolved);
+        let (path, shown) = super::resolve_path(config)?;
         if !path.is_file() {
-            return Err(ConnectorError::new(name, format!("database file `{}` does not exist", path.display()))
+            return Err(ConnectorError::new(name, format!("database file `{shown}` does not exist"))
                 .hint("check `path` (relative to the playbook's folder); `rollback init` creates sandbox databases"));
         }
         let options = SqliteConnectOptions::new().filename(&path).create_if_missing(false).busy_timeout(Duration::from_secs(10));
@@ -85,7 +84,7 @@ impl SqliteConnector {
             let table = mapping.table.clone().unwrap_or_else(|| object.clone());
             let rows = sqlx::query(AssertSqlSafe(format!("PRAGMA table_info({})", quote(&table)))).fetch_all(&pool).await.map_err(|e| sql_error(name, e))?;
             if rows.is_empty() {
-                return Err(ConnectorError::new(name, format!("table `{table}` does not exist in `{}`", path.display())).object(object)
+                return Err(ConnectorError::new(name, format!("table `{table}` does not exist in `{shown}`")).object(object)
                     .hint("set `table:` on the object to the real table name"));
             }
             let columns: Vec<Column> = rows
@@ -96,7 +95,12 @@ impl SqliteConnector {
                 })
                 .collect();
             let id = mapping.id.clone().or_else(|| columns.iter().find(|c| c.primary_key).map(|c| c.name.clone())).unwrap_or_else(|| "id".into());
-            let map = TableMap { object: object.as_str().into(), table: table.clone(), id, modified: mapping.modified.clone(), columns };
+            let pk: Vec<&Column> = columns.iter().filter(|c| c.primary_key).collect();
+            let rowid_alias = match pk.as_slice() {
+                [one] if one.declared.eq_ignore_ascii_case("INTEGER") => Some(one.name.clone()),
+                _ => None,
+            };
+            let map = TableMap { object: object.as_str().into(), table: table.clone(), id, modified: mapping.modified.clone(), columns, rowid_alias };
             for column in std::iter::once(&map.id).chain(map.modified.as_ref()) {
                 if map.column(column).is_none() {
                     let names: Vec<&str> = map.columns.iter().map(|c| c.name.as_str()).collect();
@@ -123,29 +127,133 @@ impl SqliteConnector {
     }
 }
 
-/// Reads one row into a record.
-fn decode_row(map: &TableMap, row: &SqliteRow) -> Result<Record, String> {
+/// The expression that selects one column into the row's `json_array`: reals travel as
+/// `{"$r": "<17 significant digits>"}` (SQLite's JSON keeps only 15) and blobs as
+/// `{"$b": "<hex>"}` (JSON cannot hold them), so every value arrives exactly.
+/// With `lean`, TEXT-affinity columns (which can never hold a REAL) go in unwrapped; a BLOB in
+/// one makes SQLite refuse the page, and the scan retries it wrapped.
+fn json_column(column: &Column, rowid_alias: bool, lean: bool) -> String {
+    let c = quote(&column.name);
+    if rowid_alias || (lean && text_affinity(&column.declared)) {
+        return c;
+    }
+    format!("CASE typeof({c}) WHEN 'real' THEN json_object('$r', printf('%!.17g', {c})) WHEN 'blob' THEN json_object('$b', hex({c})) ELSE {c} END")
+}
+
+/// SQLite's TEXT affinity rule: the declared type contains CHAR, CLOB or TEXT (and not INT).
+fn text_affinity(declared: &str) -> bool {
+    let t = declared.to_ascii_uppercase();
+    !t.contains("INT") && (t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT"))
+}
+
+/// Normalises one value of a row's `json_array` for its column.
+fn decode_value(column: &Column, value: Value) -> Result<Value, String> {
+    Ok(match value {
+        Value::Null => Value::Null,
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => values::from_integer(column.class, i),
+            None => values::from_real(column.class, n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => values::from_text(column.class, s),
+        Value::Object(map) => match (map.get("$r"), map.get("$b")) {
+            (Some(Value::String(r)), _) => values::from_real(column.class, r.parse().map_err(|_| format!("bad real `{r}`"))?),
+            (_, Some(Value::String(b))) => values::from_bytes(&const_hex::decode(b).map_err(|_| "bad blob hex".to_string())?),
+            _ => return Err(format!("unexpected value in column `{}`", column.name)),
+        },
+        other => values::from_text(column.class, other.to_string()),
+    })
+}
+
+/// Reads one row (a `json_array` of its columns) into a record.
+fn decode_row(map: &TableMap, text: &str) -> Result<Record, String> {
+    let values: Vec<Value> = serde_json::from_str(text).map_err(|e| format!("cannot read a row: {e}"))?;
+    if values.len() != map.columns.len() {
+        return Err(format!("row has {} values for {} columns", values.len(), map.columns.len()));
+    }
     let mut fields = Fields::new();
-    for (i, column) in map.columns.iter().enumerate() {
-        let raw = row.try_get_raw(i).map_err(|e| e.to_string())?;
-        let value = if raw.is_null() {
-            Value::Null
-        } else {
-            use sqlx::TypeInfo;
-            let storage = raw.type_info().name().to_string();
-            match storage.as_str() {
-                "INTEGER" => values::from_integer(column.class, row.try_get_unchecked::<i64, _>(i).map_err(|e| e.to_string())?),
-                "REAL" => values::from_real(column.class, row.try_get_unchecked::<f64, _>(i).map_err(|e| e.to_string())?),
-                "BLOB" => values::from_bytes(&row.try_get_unchecked::<Vec<u8>, _>(i).map_err(|e| e.to_string())?),
-                _ => values::from_text(column.class, row.try_get_unchecked::<String, _>(i).map_err(|e| e.to_string())?),
-            }
-        };
-        fields.insert(column.name.clone(), value);
+    for (column, value) in map.columns.iter().zip(values) {
+        fields.insert(column.name.clone(), decode_value(column, value)?);
     }
     let id = fields.get(&map.id).and_then(values::id_text).ok_or_else(|| format!("id column `{}` is empty", map.id))?;
     let modified_at = map.modified.as_ref().and_then(|m| fields.get(m)).and_then(|v| v.as_str()).and_then(parse_time);
     Ok(Record { object: map.object.clone(), id, fields, modified_at, deleted: false })
 }
+
+/// Streams the rows matching `filter` (with `binds`) into pages on `tx`; false when it stopped
+/// early. Rows with rowid in `range` are read a page at a time by keyset on rowid, each page one
+/// result row (`group_concat` of the rows' `json_array`s), so rows cross no thread one by one.
+async fn scan(
+    name: &str,
+    pool: &SqlitePool,
+    map: &TableMap,
+    filter: &[String],
+    binds: &[SqlValue],
+    range: (i64, i64),
+    tx: &tokio::sync::mpsc::Sender<Result<Vec<Record>, ConnectorError>>,
+) -> bool {
+    let mut conditions = vec!["rowid > ?".to_string(), "rowid <= ?".to_string()];
+    conditions.extend(filter.iter().cloned());
+    let sql = |lean: bool| {
+        let columns: Vec<String> = map.columns.iter().map(|c| json_column(c, map.rowid_alias.as_deref() == Some(c.name.as_str()), lean)).collect();
+        format!(
+            "SELECT max(r), count(*), group_concat(j, char(10)) FROM (SELECT rowid AS r, json_array({}) AS j FROM {} WHERE {} ORDER BY rowid LIMIT {PAGE_SIZE})",
+            columns.join(", "),
+            quote(&map.table),
+            conditions.join(" AND ")
+        )
+    };
+    let (lean_sql, wrapped_sql) = (sql(true), sql(false));
+    let mut lean = true;
+    let fail = |e: ConnectorError| async { tx.send(Err(e.object(&map.object))).await.is_ok() && false };
+    let mut after = range.0 - 1;
+    loop {
+        let mut query = sqlx::query(AssertSqlSafe(if lean { lean_sql.clone() } else { wrapped_sql.clone() })).bind(after).bind(range.1);
+        for b in binds {
+            query = bind_value(query, b.clone());
+        }
+        let row = match query.fetch_one(pool).await {
+            Ok(row) => row,
+            Err(e) if lean && e.to_string().contains("BLOB") => {
+                lean = false;
+                continue;
+            }
+            Err(e) => return fail(sql_error(name, e)).await,
+        };
+        let (last, count, text): (Option<i64>, i64, Option<String>) = (row.get(0), row.get(1), row.get(2));
+        let (Some(last), Some(text)) = (last, text) else { return true };
+        let page: Result<Vec<Record>, String> = text.split('\n').map(|line| decode_row(map, line)).collect();
+        match page {
+            Ok(page) => {
+                if tx.send(Ok(page)).await.is_err() {
+                    return false;
+                }
+            }
+            Err(message) => return fail(ConnectorError::new(name, message)).await,
+        }
+        if count < PAGE_SIZE as i64 {
+            return true;
+        }
+        after = last;
+    }
+}
+
+/// Rowid ranges that split the table into `parts` scans of similar size (one range when small).
+async fn rowid_ranges(name: &str, pool: &SqlitePool, map: &TableMap, parts: usize) -> Result<Vec<(i64, i64)>, ConnectorError> {
+    let sql = format!("SELECT min(rowid), max(rowid), count(*) FROM {}", quote(&map.table));
+    let row = sqlx::query(AssertSqlSafe(sql)).fetch_one(pool).await.map_err(|e| {
+        sql_error(name, e).object(&map.object).hint("tables created WITHOUT ROWID are not supported by the sqlite connector")
+    })?;
+    let (lo, hi, n): (Option<i64>, Option<i64>, i64) = (row.get(0), row.get(1), row.get(2));
+    let (Some(lo), Some(hi)) = (lo, hi) else { return Ok(vec![]) };
+    if n < PARALLEL_SCAN_ROWS || parts < 2 {
+        return Ok(vec![(lo, hi)]);
+    }
+    let step = ((hi - lo) / parts as i64).max(1);
+    Ok((0..parts as i64).map(|i| (lo + i * step, if i == parts as i64 - 1 { hi } else { lo + (i + 1) * step - 1 })).collect())
+}
+
+/// Tables with at least this many rows are scanned in parallel rowid ranges.
+const PARALLEL_SCAN_ROWS: i64 = 100_000;
 
 fn bind_value<'q>(
     query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
@@ -218,49 +326,31 @@ impl Connector for SqliteConnector {
         let name = self.name.clone();
         let pool = self.pool.clone();
         let map = self.table(object).cloned();
+        let parts = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         tokio::spawn(async move {
             let map = match map {
-                Ok(map) => map,
+                Ok(map) => Arc::new(map),
                 Err(e) => return drop(tx.send(Err(e)).await),
             };
-            let columns: Vec<String> = map.columns.iter().map(|c| quote(&c.name)).collect();
-            let mut sql = format!("SELECT {} FROM {}", columns.join(", "), quote(&map.table));
-            let since_text = match (since, &map.modified) {
-                (Some(t), Some(m)) => {
-                    sql.push_str(&format!(" WHERE julianday({}) >= julianday(?)", quote(m)));
-                    Some(format_time(&t))
-                }
-                _ => None,
+            let mut filter = Vec::new();
+            let mut binds = Vec::new();
+            if let (Some(t), Some(m)) = (since, &map.modified) {
+                filter.push(format!("julianday({}) >= julianday(?)", quote(m)));
+                binds.push(SqlValue::Text(format_time(&t)));
+            }
+            let ranges = match rowid_ranges(&name, &pool, &map, parts).await {
+                Ok(ranges) => ranges,
+                Err(e) => return drop(tx.send(Err(e)).await),
             };
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            if let Some(t) = since_text {
-                query = query.bind(t);
-            }
-            let mut rows = query.fetch(&pool);
-            let mut page = Vec::with_capacity(PAGE_SIZE);
-            loop {
-                match rows.try_next().await {
-                    Ok(Some(row)) => match decode_row(&map, &row) {
-                        Ok(record) => {
-                            page.push(record);
-                            if page.len() == PAGE_SIZE && tx.send(Ok(std::mem::replace(&mut page, Vec::with_capacity(PAGE_SIZE)))).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(message) => {
-                            let _ = tx.send(Err(ConnectorError::new(&name, message).object(&map.object))).await;
-                            return;
-                        }
-                    },
-                    Ok(None) => break,
-                    Err(e) => {
-                        let _ = tx.send(Err(sql_error(&name, e).object(&map.object))).await;
-                        return;
-                    }
-                }
-            }
-            if !page.is_empty() {
-                let _ = tx.send(Ok(page)).await;
+            let scans: Vec<_> = ranges
+                .into_iter()
+                .map(|range| {
+                    let (name, pool, map, tx, filter, binds) = (name.clone(), pool.clone(), map.clone(), tx.clone(), filter.clone(), binds.clone());
+                    tokio::spawn(async move { scan(&name, &pool, &map, &filter, &binds, range, &tx).await })
+                })
+                .collect();
+            for handle in scans {
+                let _ = handle.await;
             }
         });
         super::pages_from_channel(rx)

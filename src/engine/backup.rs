@@ -20,7 +20,7 @@ use crate::store::manifest::{Manifest, ObjectEntry, SnapshotKind, MANIFEST_FORMA
 use crate::store::{Store, WrittenChunk};
 
 /// Uncompressed bytes per chunk, roughly.
-pub const CHUNK_TARGET: usize = 4 << 20;
+pub const CHUNK_TARGET: usize = 2 << 20;
 
 /// A cheap estimate of a record's encoded size.
 fn estimate(record: &Record) -> usize {
@@ -49,17 +49,29 @@ pub async fn write_object(
     let bar = ctx.progress.bar(&format!("{} {object}", connector.name()), total);
     let mut pages = connector.export(object, since);
     let mut in_flight: VecDeque<tokio::task::JoinHandle<Result<WrittenChunk, crate::store::StoreError>>> = VecDeque::new();
-    let mut done: Vec<WrittenChunk> = Vec::new();
     let mut pending: Vec<Record> = Vec::new();
     let mut pending_bytes = 0;
-    let limit = ctx.threads + 1;
+    let limit = ctx.threads;
     let spawn = |store: Store, batch: Vec<Record>| tokio::task::spawn_blocking(move || store.write_chunk(&batch));
+    let expected = total.unwrap_or(0) as usize;
+    let mut pairs = ObjectDigester::with_capacity(expected + expected / 64, 8);
+    let mut entry = ObjectEntry { count: 0, deleted: 0, digest: Default::default(), raw_bytes: 0, stored_bytes: 0, newest_modified: None, chunks: vec![] };
+    // Folds finished chunks into the entry in order, so their partial digests are freed early.
     async fn collect(
         in_flight: &mut VecDeque<tokio::task::JoinHandle<Result<WrittenChunk, crate::store::StoreError>>>,
-        done: &mut Vec<WrittenChunk>,
+        entry: &mut ObjectEntry,
+        pairs: &mut ObjectDigester,
     ) -> Result<(), EngineError> {
         if let Some(handle) = in_flight.pop_front() {
-            done.push(handle.await.map_err(|e| EngineError::Internal(e.to_string()))??);
+            let written = handle.await.map_err(|e| EngineError::Internal(e.to_string()))??;
+            if written.chunk.records > 0 {
+                entry.deleted += written.deleted;
+                entry.raw_bytes += written.chunk.raw;
+                entry.stored_bytes += written.chunk.size;
+                entry.newest_modified = entry.newest_modified.max(written.newest_modified);
+                entry.chunks.push(written.chunk);
+                pairs.merge(written.pairs);
+            }
         }
         Ok(())
     }
@@ -71,33 +83,20 @@ pub async fn write_object(
             pending.push(record);
             if pending_bytes >= CHUNK_TARGET {
                 if in_flight.len() >= limit {
-                    collect(&mut in_flight, &mut done).await?;
+                    collect(&mut in_flight, &mut entry, &mut pairs).await?;
                 }
                 in_flight.push_back(spawn(ctx.store.clone(), std::mem::take(&mut pending)));
                 pending_bytes = 0;
             }
         }
     }
-    if !pending.is_empty() || (done.is_empty() && in_flight.is_empty()) {
+    if !pending.is_empty() {
         in_flight.push_back(spawn(ctx.store.clone(), pending));
     }
     while !in_flight.is_empty() {
-        collect(&mut in_flight, &mut done).await?;
+        collect(&mut in_flight, &mut entry, &mut pairs).await?;
     }
     bar.finish();
-    let mut pairs = ObjectDigester::new();
-    let mut entry = ObjectEntry { count: 0, deleted: 0, digest: Default::default(), raw_bytes: 0, stored_bytes: 0, newest_modified: None, chunks: vec![] };
-    for written in done {
-        if written.chunk.records == 0 {
-            continue;
-        }
-        entry.deleted += written.deleted;
-        entry.raw_bytes += written.chunk.raw;
-        entry.stored_bytes += written.chunk.size;
-        entry.newest_modified = entry.newest_modified.max(written.newest_modified);
-        entry.chunks.push(written.chunk);
-        pairs.merge(written.pairs);
-    }
     let digest = tokio::task::spawn_blocking(move || pairs.finish()).await.map_err(|e| EngineError::Internal(e.to_string()))?;
     if !digest.duplicates.is_empty() {
         return Err(EngineError::Proof {

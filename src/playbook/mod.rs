@@ -229,7 +229,7 @@ fn resolve(path: &Path, text: &str, spec: PlaybookSpec, environment: Option<&str
         cutover: spec.cutover.as_ref().and_then(|c| crate::record::parse_time(&c.value)),
         rto: spec.objectives.as_ref().and_then(|o| o.rto.as_ref()).and_then(|r| duration::parse_duration(&r.value)),
         store_path: dir.join(store.path.as_deref().unwrap_or(".rollback")),
-        compression_level: store.level.map(|l| l.value).unwrap_or(3),
+        compression_level: store.level.map(|l| l.value).unwrap_or(1),
         connectors,
         phases: spec.phases.iter().map(|(name, list)| (name.clone(), steps(&list.value))).collect(),
         on_failure: steps(&spec.on_failure),

@@ -125,7 +125,7 @@ impl Checker<'_> {
             if let Some(l) = &store.level
                 && !(1..=19).contains(&l.value)
             {
-                self.push(l.referenced, format!("compression level {} is out of range", l.value), "use 1 (fastest) to 19 (smallest); 3 is the default");
+                self.push(l.referenced, format!("compression level {} is out of range", l.value), "use 1 (fastest, the default) to 19 (smallest)");
             }
         }
     }

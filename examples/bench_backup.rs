@@ -1,0 +1,119 @@
+//! Backup and verify benchmark against the plain `sqlite3` CSV export, in the same run.
+//!
+//! ```text
+//! cargo build --release && cargo run --release --example bench_backup -- [--records 1000000] [--runs 3]
+//! ```
+//! Generates a sandbox CRM with `--records` contacts (about 280 bytes each) using the real
+//! `rollback init`, then times, `--runs` times each (median reported):
+//! - baseline: `sqlite3 DB ".mode csv" "select * from contacts" > out.csv`
+//! - `rollback execute --phase backup` of the contacts table (export, canonicalise, hash,
+//!   compress, write), with its peak memory from the journal
+//! - `rollback verify` of that snapshot, in MB/s of stored (compressed) and raw bytes
+//! and prints the ratios against the targets (backup ≤ 2.0× baseline, ≤ 200 MB; verify ≥ 500 MB/s).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn rollback_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("rollback");
+    assert!(bin.exists(), "build the binary first: cargo build --release ({} missing)", bin.display());
+    bin
+}
+
+fn run(cmd: &mut Command) -> (f64, String) {
+    let started = Instant::now();
+    let out = cmd.stderr(Stdio::piped()).output().expect("command runs");
+    let secs = started.elapsed().as_secs_f64();
+    assert!(out.status.success(), "{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr));
+    (secs, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+const PLAYBOOK: &str = "version: 1
+name: bench
+store: { path: .rollback }
+connectors:
+  legacy:
+    type: sqlite
+    path: sandbox/legacy.db
+    objects:
+      contacts: { table: contacts, id: id, modified: updated_at }
+phases:
+  backup:
+    - backup: { from: legacy }
+";
+
+fn main() {
+    let records = arg("--records", 1_000_000);
+    let runs = arg("--runs", 3).max(1) as usize;
+    let bin = rollback_bin();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    eprintln!("generating {records} contacts with `rollback init` …");
+    let (gen_secs, _) = run(Command::new(&bin).arg("init").arg(root).args(["--records", &records.to_string()]));
+    std::fs::write(root.join("rollback.yaml"), PLAYBOOK).unwrap();
+    let db = root.join("sandbox/legacy.db");
+    let db_bytes = std::fs::metadata(&db).unwrap().len();
+    eprintln!("generated in {gen_secs:.1}s; database {:.0} MB", db_bytes as f64 / 1e6);
+
+    if Command::new("sqlite3").arg("--version").output().is_err() {
+        eprintln!("the baseline needs the sqlite3 command: apt-get install sqlite3");
+        std::process::exit(2);
+    }
+    let csv = root.join("out.csv");
+    let mut base = Vec::new();
+    for _ in 0..runs {
+        let file = std::fs::File::create(&csv).unwrap();
+        let (secs, _) = run(Command::new("sqlite3").arg(&db).args([".mode csv", "select * from contacts"]).stdout(file));
+        base.push(secs);
+    }
+    let csv_bytes = std::fs::metadata(&csv).unwrap().len();
+
+    let mut backup = Vec::new();
+    let mut peak = 0u64;
+    for _ in 0..runs {
+        let (secs, _) = run(Command::new(&bin).current_dir(root).args(["--no-progress", "-q", "execute", "--phase", "backup"]));
+        backup.push(secs);
+        let (_, show) = run(Command::new(&bin).current_dir(root).args(["-q", "runs", "show", "latest", "--format", "json"]));
+        let v: serde_json::Value = serde_json::from_str(&show).unwrap();
+        peak = peak.max(v["run"]["peak_rss_bytes"].as_u64().unwrap_or(0));
+    }
+    let (_, list) = run(Command::new(&bin).current_dir(root).args(["-q", "snapshots", "list", "--format", "json"]));
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let id = list.as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_string();
+
+    let mut verify_secs = Vec::new();
+    let (mut stored, mut raw) = (0u64, 0u64);
+    for _ in 0..runs {
+        let (secs, out) = run(Command::new(&bin).current_dir(root).args(["-q", "verify", &id, "--format", "json"]));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        stored = v[0]["stored_bytes"].as_u64().unwrap();
+        raw = v[0]["raw_bytes"].as_u64().unwrap();
+        verify_secs.push(secs);
+    }
+
+    let (b, k, v) = (median(base), median(backup), median(verify_secs));
+    println!("records                 {records}");
+    println!("sqlite file / csv       {:.0} MB / {:.0} MB ({:.0} bytes per row as CSV)", db_bytes as f64 / 1e6, csv_bytes as f64 / 1e6, csv_bytes as f64 / records.max(1) as f64);
+    println!("baseline sqlite3 csv    {b:.2}s");
+    println!("rollback backup         {k:.2}s  = {:.2}x baseline (target <= 2.0x)", k / b);
+    println!("backup peak memory      {:.0} MB (target <= 200 MB)", peak as f64 / 1e6);
+    println!("snapshot                {:.0} MB stored, {:.0} MB raw", stored as f64 / 1e6, raw as f64 / 1e6);
+    println!(
+        "rollback verify         {v:.2}s  = {:.0} MB/s stored, {:.0} MB/s raw (target >= 500 MB/s)",
+        stored as f64 / v / 1e6,
+        raw as f64 / v / 1e6
+    );
+}

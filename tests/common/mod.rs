@@ -1,0 +1,114 @@
+//! Test harness: a temp folder with a playbook made by the real `rollback init`, and helpers that
+//! run the real binary in it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// `rollback init` with `records` contacts.
+    pub fn init(records: u64) -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::cargo_bin("rollback").unwrap().arg("init").arg(dir.path()).args(["--records", &records.to_string()]).output().unwrap();
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        Sandbox { dir }
+    }
+
+    /// An empty folder.
+    pub fn empty() -> Sandbox {
+        Sandbox { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("rollback").unwrap();
+        cmd.current_dir(self.dir.path()).arg("--no-progress");
+        cmd
+    }
+
+    /// Runs `rollback ARGS` in the folder.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run(self.cmd().args(args).output().unwrap())
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap()
+    }
+
+    /// Snapshot ids in the store, oldest first.
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        let dir = self.path(".rollback/snapshots");
+        let mut ids: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".json").map(String::from)).collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    pub fn manifest(&self, id: &str) -> serde_json::Value {
+        serde_json::from_str(&self.read(&format!(".rollback/snapshots/{id}.json"))).unwrap()
+    }
+
+    pub fn chunk_path(&self, id: &str) -> PathBuf {
+        self.path(&format!(".rollback/chunks/{}/{id}", &id[..2]))
+    }
+
+    /// A connection to one of the sandbox databases.
+    pub async fn db(&self, name: &str) -> sqlx::SqlitePool {
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(self.path(&format!("sandbox/{name}.db")));
+        sqlx::SqlitePool::connect_with(options).await.unwrap()
+    }
+}
+
+/// A finished command, with chained assertions.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    /// Asserts the exit code, showing both streams on failure.
+    pub fn exits(self, code: i32) -> Self {
+        assert_eq!(self.code(), code, "stdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+        self
+    }
+    pub fn ok(self) -> Self {
+        self.exits(0)
+    }
+    /// Asserts stdout + stderr contain `text`.
+    pub fn says(self, text: &str) -> Self {
+        let all = format!("{}{}", self.stdout(), self.stderr());
+        assert!(all.contains(text), "expected {text:?} in output:\n{all}");
+        self
+    }
+    pub fn never_says(self, text: &str) -> Self {
+        let all = format!("{}{}", self.stdout(), self.stderr());
+        assert!(!all.contains(text), "did not expect {text:?} in output:\n{all}");
+        self
+    }
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    rollback::digest::sha256(&std::fs::read(path).unwrap()).to_string()
+}
