@@ -9,7 +9,8 @@
 //! - `rollback execute --phase backup` of the contacts table (export, canonicalise, hash,
 //!   compress, write), with its peak memory from the journal
 //! - `rollback verify` of that snapshot, in MB/s of stored (compressed) and raw bytes
-//! and prints the ratios against the targets (backup ≤ 2.0× baseline, ≤ 200 MB; verify ≥ 500 MB/s).
+//!
+//! It prints the ratios against the targets (backup ≤ 2.0× baseline, ≤ 200 MB; verify ≥ 500 MB/s).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,14 +18,22 @@ use std::time::Instant;
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn rollback_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("own path");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join("rollback");
-    assert!(bin.exists(), "build the binary first: cargo build --release ({} missing)", bin.display());
+    assert!(
+        bin.exists(),
+        "build the binary first: cargo build --release ({} missing)",
+        bin.display()
+    );
     bin
 }
 
@@ -76,7 +85,10 @@ fn main() {
     let mut base = Vec::new();
     for _ in 0..runs {
         let file = std::fs::File::create(&csv).unwrap();
-        let (secs, _) = run(Command::new("sqlite3").arg(&db).args([".mode csv", "select * from contacts"]).stdout(file));
+        let (secs, _) = run(Command::new("sqlite3")
+            .arg(&db)
+            .args([".mode csv", "select * from contacts"])
+            .stdout(file));
         base.push(secs);
     }
     let csv_bytes = std::fs::metadata(&csv).unwrap().len();
@@ -84,13 +96,19 @@ fn main() {
     let mut backup = Vec::new();
     let mut peak = 0u64;
     for _ in 0..runs {
-        let (secs, _) = run(Command::new(&bin).current_dir(root).args(["--no-progress", "-q", "execute", "--phase", "backup"]));
+        let (secs, _) = run(Command::new(&bin)
+            .current_dir(root)
+            .args(["--no-progress", "-q", "execute", "--phase", "backup"]));
         backup.push(secs);
-        let (_, show) = run(Command::new(&bin).current_dir(root).args(["-q", "runs", "show", "latest", "--format", "json"]));
+        let (_, show) = run(Command::new(&bin)
+            .current_dir(root)
+            .args(["-q", "runs", "show", "latest", "--format", "json"]));
         let v: serde_json::Value = serde_json::from_str(&show).unwrap();
         peak = peak.max(v["run"]["peak_rss_bytes"].as_u64().unwrap_or(0));
     }
-    let (_, list) = run(Command::new(&bin).current_dir(root).args(["-q", "snapshots", "list", "--format", "json"]));
+    let (_, list) = run(Command::new(&bin)
+        .current_dir(root)
+        .args(["-q", "snapshots", "list", "--format", "json"]));
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     let id = list.as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_string();
 
@@ -106,11 +124,20 @@ fn main() {
 
     let (b, k, v) = (median(base), median(backup), median(verify_secs));
     println!("records                 {records}");
-    println!("sqlite file / csv       {:.0} MB / {:.0} MB ({:.0} bytes per row as CSV)", db_bytes as f64 / 1e6, csv_bytes as f64 / 1e6, csv_bytes as f64 / records.max(1) as f64);
+    println!(
+        "sqlite file / csv       {:.0} MB / {:.0} MB ({:.0} bytes per row as CSV)",
+        db_bytes as f64 / 1e6,
+        csv_bytes as f64 / 1e6,
+        csv_bytes as f64 / records.max(1) as f64
+    );
     println!("baseline sqlite3 csv    {b:.2}s");
     println!("rollback backup         {k:.2}s  = {:.2}x baseline (target <= 2.0x)", k / b);
     println!("backup peak memory      {:.0} MB (target <= 200 MB)", peak as f64 / 1e6);
-    println!("snapshot                {:.0} MB stored, {:.0} MB raw", stored as f64 / 1e6, raw as f64 / 1e6);
+    println!(
+        "snapshot                {:.0} MB stored, {:.0} MB raw",
+        stored as f64 / 1e6,
+        raw as f64 / 1e6
+    );
     println!(
         "rollback verify         {v:.2}s  = {:.0} MB/s stored, {:.0} MB/s raw (target >= 500 MB/s)",
         stored as f64 / v / 1e6,

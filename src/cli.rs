@@ -18,7 +18,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// The playbook to use.
-    #[arg(short = 'f', long = "playbook", global = true, default_value = "rollback.yaml", env = "ROLLBACK_PLAYBOOK")]
+    #[arg(
+        short = 'f',
+        long = "playbook",
+        global = true,
+        default_value = "rollback.yaml",
+        env = "ROLLBACK_PLAYBOOK"
+    )]
     pub playbook: PathBuf,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]

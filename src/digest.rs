@@ -87,12 +87,19 @@ pub struct ObjectDigest {
 
 impl ObjectDigester {
     pub fn new() -> Self {
-        ObjectDigester { sorted: true, ..Default::default() }
+        ObjectDigester {
+            sorted: true,
+            ..Default::default()
+        }
     }
 
     /// A digester with room for `records` pairs with ids of about `id_len` bytes.
     pub fn with_capacity(records: usize, id_len: usize) -> Self {
-        ObjectDigester { arena: String::with_capacity(records * id_len), entries: Vec::with_capacity(records), sorted: true }
+        ObjectDigester {
+            arena: String::with_capacity(records * id_len),
+            entries: Vec::with_capacity(records),
+            sorted: true,
+        }
     }
 
     /// Adds one record's id and hash.
@@ -144,12 +151,18 @@ impl ObjectDigester {
             hasher.update(bytes);
             hasher.update(entry.2.0);
         }
-        ObjectDigest { digest: Hash32(hasher.finalize().into()), count: self.entries.len() as u64, duplicates }
+        ObjectDigest {
+            digest: Hash32(hasher.finalize().into()),
+            count: self.entries.len() as u64,
+            duplicates,
+        }
     }
 
     /// The pairs in id order (call after [`Self::finish`]).
     pub fn pairs(&self) -> impl Iterator<Item = (&str, Hash32)> {
-        self.entries.iter().map(|(s, l, h)| (&self.arena[*s as usize..(*s + *l) as usize], *h))
+        self.entries
+            .iter()
+            .map(|(s, l, h)| (&self.arena[*s as usize..(*s + *l) as usize], *h))
     }
 }
 
@@ -206,7 +219,11 @@ mod tests {
         let mut all = ObjectDigester::new();
         for i in 0..1000 {
             let h = sha256(format!("r{i}").as_bytes());
-            if i % 3 == 0 { left.push(&i.to_string(), h) } else { right.push(&i.to_string(), h) }
+            if i % 3 == 0 {
+                left.push(&i.to_string(), h)
+            } else {
+                right.push(&i.to_string(), h)
+            }
             all.push(&i.to_string(), h);
         }
         left.merge(right);

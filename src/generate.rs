@@ -57,7 +57,7 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -65,7 +65,7 @@ impl Rng {
         z ^ (z >> 31)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
     pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.below(items.len() as u64) as usize]
@@ -75,16 +75,117 @@ impl Rng {
     }
 }
 
-const FIRST: &[&str] = &["Ana", "José", "Zoë", "Øyvind", "Mia", "Lukas", "Chloé", "Søren", "Aiko", "Mateo", "Priya", "Björn", "Fatima", "Liam", "Élodie", "Jürgen", "Noah", "Ingrid", "Wei", "Olu", "Sofía", "Émile", "Nadia", "Tomás"];
-const LAST: &[&str] = &["García", "Müller", "Nakamura", "O'Brien", "Dubois", "Kowalski", "Silva", "Andersson", "Nguyễn", "Rossi", "Jensen", "Smith", "Öztürk", "van Dijk", "Petrov", "Haddad", "Okafor", "Lindqvist", "田中", "Ramírez"];
-const COMPANY_A: &[&str] = &["Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Nordlys", "Kaffeehaus", "Sakura", "Café Lumière", "Brightline", "Northwind", "Bluefin", "Zenith"];
-const COMPANY_B: &[&str] = &["Industries", "Logistics", "GmbH", "Labs", "Holdings", "S.A.", "AB", "Software", "Partners", "Trading"];
-const INDUSTRY: &[&str] = &["software", "retail", "manufacturing", "healthcare", "finance", "logistics", "education", "hospitality"];
+const FIRST: &[&str] = &[
+    "Ana", "José", "Zoë", "Øyvind", "Mia", "Lukas", "Chloé", "Søren", "Aiko", "Mateo", "Priya", "Björn", "Fatima", "Liam", "Élodie",
+    "Jürgen", "Noah", "Ingrid", "Wei", "Olu", "Sofía", "Émile", "Nadia", "Tomás",
+];
+const LAST: &[&str] = &[
+    "García",
+    "Müller",
+    "Nakamura",
+    "O'Brien",
+    "Dubois",
+    "Kowalski",
+    "Silva",
+    "Andersson",
+    "Nguyễn",
+    "Rossi",
+    "Jensen",
+    "Smith",
+    "Öztürk",
+    "van Dijk",
+    "Petrov",
+    "Haddad",
+    "Okafor",
+    "Lindqvist",
+    "田中",
+    "Ramírez",
+];
+const COMPANY_A: &[&str] = &[
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Nordlys",
+    "Kaffeehaus",
+    "Sakura",
+    "Café Lumière",
+    "Brightline",
+    "Northwind",
+    "Bluefin",
+    "Zenith",
+];
+const COMPANY_B: &[&str] = &[
+    "Industries",
+    "Logistics",
+    "GmbH",
+    "Labs",
+    "Holdings",
+    "S.A.",
+    "AB",
+    "Software",
+    "Partners",
+    "Trading",
+];
+const INDUSTRY: &[&str] = &[
+    "software",
+    "retail",
+    "manufacturing",
+    "healthcare",
+    "finance",
+    "logistics",
+    "education",
+    "hospitality",
+];
 const COUNTRY: &[&str] = &["DE", "FR", "US", "JP", "NO", "BR", "IN", "NG", "ES", "SE"];
-const STAGES: &[&str] = &["subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer", "evangelist"];
-const DEAL_STAGES: &[&str] = &["appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin", "contractsent", "closedwon", "closedlost"];
+const STAGES: &[&str] = &[
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+];
+const DEAL_STAGES: &[&str] = &[
+    "appointmentscheduled",
+    "qualifiedtobuy",
+    "presentationscheduled",
+    "decisionmakerboughtin",
+    "contractsent",
+    "closedwon",
+    "closedlost",
+];
 const OWNERS: &[&str] = &["maria.lopez", "kenji.sato", "anna.schmidt", "sam.taylor", "leila.haddad"];
-const NOTE_WORDS: &[&str] = &["called", "about", "renewal", "pricing", "asked", "for", "a", "demo", "follow-up", "next", "week", "budget", "approved", "décision", "in", "Q1", "contract", "sent", "to", "legal", "team", "prefers", "email", "über", "onboarding"];
+const NOTE_WORDS: &[&str] = &[
+    "called",
+    "about",
+    "renewal",
+    "pricing",
+    "asked",
+    "for",
+    "a",
+    "demo",
+    "follow-up",
+    "next",
+    "week",
+    "budget",
+    "approved",
+    "décision",
+    "in",
+    "Q1",
+    "contract",
+    "sent",
+    "to",
+    "legal",
+    "team",
+    "prefers",
+    "email",
+    "über",
+    "onboarding",
+];
 const CURRENCIES: &[&str] = &["EUR", "USD", "JPY", "NOK"];
 
 /// Sizes of the generated objects.
@@ -98,7 +199,11 @@ pub struct Sizes {
 impl Sizes {
     /// Sizes for `contacts` contacts.
     pub fn for_contacts(contacts: u64) -> Sizes {
-        Sizes { companies: (contacts / 10).max(1), contacts, deals: contacts / 5 }
+        Sizes {
+            companies: (contacts / 10).max(1),
+            contacts,
+            deals: contacts / 5,
+        }
     }
 }
 
@@ -134,14 +239,21 @@ pub async fn create_crm(path: &Path, sizes: Option<Sizes>, seed: u64, before: Da
         let mut tx = pool.begin().await?;
         insert_rows(&mut tx, "companies", 9, sizes.companies, |id, values| {
             let name = format!("{} {}", rng.pick(COMPANY_A), rng.pick(COMPANY_B));
-            let domain = format!("{}{id}.example", name.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), ""));
+            let domain = format!(
+                "{}{id}.example",
+                name.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "")
+            );
             let (created, updated) = time(&mut rng, before);
             values.extend([
                 V::I(id as i64),
                 V::T(name),
                 V::T(domain),
                 V::T(rng.pick(INDUSTRY).into()),
-                if rng.chance(10) { V::Null } else { V::I(1 + rng.below(5000) as i64) },
+                if rng.chance(10) {
+                    V::Null
+                } else {
+                    V::I(1 + rng.below(5000) as i64)
+                },
                 V::T(format!("{}.{:02}", rng.below(50_000_000), rng.below(100))),
                 V::T(rng.pick(COUNTRY).into()),
                 V::T(created),
@@ -151,15 +263,32 @@ pub async fn create_crm(path: &Path, sizes: Option<Sizes>, seed: u64, before: Da
         .await?;
         insert_rows(&mut tx, "contacts", 11, sizes.contacts, |id, values| {
             let (first, last) = (rng.pick(FIRST), rng.pick(LAST));
-            let email = format!("{}.{}{id}@example.com", first.to_lowercase(), last.to_lowercase().replace([' ', '\''], ""));
+            let email = format!(
+                "{}.{}{id}@example.com",
+                first.to_lowercase(),
+                last.to_lowercase().replace([' ', '\''], "")
+            );
             let (created, updated) = time(&mut rng, before);
             values.extend([
                 V::I(id as i64),
                 V::T(email),
                 V::T(first.into()),
                 V::T(last.into()),
-                if rng.chance(20) { V::Null } else { V::T(format!("+{} {} {:07}", 1 + rng.below(98), 100 + rng.below(900), rng.below(10_000_000))) },
-                if rng.chance(5) { V::Null } else { V::I(1 + rng.below(sizes.companies) as i64) },
+                if rng.chance(20) {
+                    V::Null
+                } else {
+                    V::T(format!(
+                        "+{} {} {:07}",
+                        1 + rng.below(98),
+                        100 + rng.below(900),
+                        rng.below(10_000_000)
+                    ))
+                },
+                if rng.chance(5) {
+                    V::Null
+                } else {
+                    V::I(1 + rng.below(sizes.companies) as i64)
+                },
                 V::T(rng.pick(STAGES).into()),
                 V::T(rng.pick(OWNERS).into()),
                 note(&mut rng).map(V::T).unwrap_or(V::Null),
@@ -174,7 +303,11 @@ pub async fn create_crm(path: &Path, sizes: Option<Sizes>, seed: u64, before: Da
                 V::I(id as i64),
                 V::T(format!("{} – {} seats", rng.pick(COMPANY_A), 5 + rng.below(500))),
                 V::I(1 + rng.below(sizes.companies) as i64),
-                if rng.chance(10) || sizes.contacts == 0 { V::Null } else { V::I(1 + rng.below(sizes.contacts) as i64) },
+                if rng.chance(10) || sizes.contacts == 0 {
+                    V::Null
+                } else {
+                    V::I(1 + rng.below(sizes.contacts) as i64)
+                },
                 V::T(rng.pick(DEAL_STAGES).into()),
                 V::T(format!("{}.{:02}", rng.below(250_000), rng.below(100))),
                 V::T(rng.pick(CURRENCIES).into()),

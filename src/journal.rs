@@ -19,9 +19,11 @@ pub enum JournalError {
     #[error("journal `{path}`: {message}")]
     Db { path: String, message: String },
     #[error("the store is locked by {0}\nhint: wait for that run to finish; if it is stuck, stop it first")]
-    Held(LockInfo),
-    #[error("the store holds a stale lock from {0}, whose process is no longer running\nhint: check that no rollback is running, then rerun with `--force-unlock` (or `--resume` to continue that run)")]
-    Stale(LockInfo),
+    Held(Box<LockInfo>),
+    #[error(
+        "the store holds a stale lock from {0}, whose process is no longer running\nhint: check that no rollback is running, then rerun with `--force-unlock` (or `--resume` to continue that run)"
+    )]
+    Stale(Box<LockInfo>),
     #[error("no run matches `{0}`\nhint: `rollback runs list` shows the runs in this store")]
     NoRun(String),
     #[error("run reference `{0}` is ambiguous\nhint: type more characters of the run id")]
@@ -42,7 +44,11 @@ pub struct LockInfo {
 
 impl std::fmt::Display for LockInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "`{}` (pid {} on host `{}`, started {}", self.command, self.pid, self.host, self.started_at)?;
+        write!(
+            f,
+            "`{}` (pid {} on host `{}`, started {}",
+            self.command, self.pid, self.host, self.started_at
+        )?;
         if let Some(run) = &self.run_id {
             write!(f, ", run `{run}`")?;
         }
@@ -122,19 +128,29 @@ impl Journal {
     /// Opens (creating and migrating if needed) the journal at `path`.
     pub async fn open(path: &Path) -> Result<Journal, JournalError> {
         let shown = path.display().to_string();
-        let err = |e: &dyn std::fmt::Display| JournalError::Db { path: shown.clone(), message: e.to_string() };
+        let err = |e: &dyn std::fmt::Display| JournalError::Db {
+            path: shown.clone(),
+            message: e.to_string(),
+        };
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(15));
-        let pool = SqlitePoolOptions::new().max_connections(2).connect_with(options).await.map_err(|e| err(&e))?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .map_err(|e| err(&e))?;
         sqlx::migrate!("./migrations").run(&pool).await.map_err(|e| err(&e))?;
         Ok(Journal { pool, path: shown })
     }
 
     fn err(&self) -> impl Fn(sqlx::Error) -> JournalError + '_ {
-        |e| JournalError::Db { path: self.path.clone(), message: e.to_string() }
+        |e| JournalError::Db {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
     }
 
     /// Takes the store lock for this process, or says who holds it.
@@ -158,13 +174,25 @@ impl Journal {
         if inserted == 1 {
             return Ok(());
         }
-        let holder = self.lock_holder().await?.ok_or_else(|| JournalError::Db { path: self.path.clone(), message: "lock vanished while taking it; try again".into() })?;
-        if is_stale(&holder) { Err(JournalError::Stale(holder)) } else { Err(JournalError::Held(holder)) }
+        let holder = self.lock_holder().await?.ok_or_else(|| JournalError::Db {
+            path: self.path.clone(),
+            message: "lock vanished while taking it; try again".into(),
+        })?;
+        if is_stale(&holder) {
+            Err(JournalError::Stale(Box::new(holder)))
+        } else {
+            Err(JournalError::Held(Box::new(holder)))
+        }
     }
 
     /// Names the run that holds the lock (once the run id is known).
     pub async fn set_lock_run(&self, run_id: &str) -> Result<(), JournalError> {
-        sqlx::query("UPDATE lock SET run_id = ? WHERE pid = ?").bind(run_id).bind(std::process::id() as i64).execute(&self.pool).await.map_err(self.err())?;
+        sqlx::query("UPDATE lock SET run_id = ? WHERE pid = ?")
+            .bind(run_id)
+            .bind(std::process::id() as i64)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
         Ok(())
     }
 
@@ -177,13 +205,24 @@ impl Journal {
 
     /// Refreshes this process's heartbeat.
     pub async fn heartbeat(&self) -> Result<(), JournalError> {
-        sqlx::query("UPDATE lock SET heartbeat_at = ? WHERE pid = ? AND host = ?").bind(now()).bind(std::process::id() as i64).bind(hostname()).execute(&self.pool).await.map_err(self.err())?;
+        sqlx::query("UPDATE lock SET heartbeat_at = ? WHERE pid = ? AND host = ?")
+            .bind(now())
+            .bind(std::process::id() as i64)
+            .bind(hostname())
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
         Ok(())
     }
 
     /// Releases the lock if this process holds it.
     pub async fn release_lock(&self) -> Result<(), JournalError> {
-        sqlx::query("DELETE FROM lock WHERE pid = ? AND host = ?").bind(std::process::id() as i64).bind(hostname()).execute(&self.pool).await.map_err(self.err())?;
+        sqlx::query("DELETE FROM lock WHERE pid = ? AND host = ?")
+            .bind(std::process::id() as i64)
+            .bind(hostname())
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
         Ok(())
     }
 
@@ -225,16 +264,18 @@ impl Journal {
     }
 
     pub async fn start_step(&self, run: &str, on_failure: bool, idx: usize, name: &str, action: &str) -> Result<(), JournalError> {
-        sqlx::query("INSERT OR REPLACE INTO steps (run_id, on_failure, idx, name, action, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)")
-            .bind(run)
-            .bind(on_failure)
-            .bind(idx as i64)
-            .bind(name)
-            .bind(action)
-            .bind(now())
-            .execute(&self.pool)
-            .await
-            .map_err(self.err())?;
+        sqlx::query(
+            "INSERT OR REPLACE INTO steps (run_id, on_failure, idx, name, action, status, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)",
+        )
+        .bind(run)
+        .bind(on_failure)
+        .bind(idx as i64)
+        .bind(name)
+        .bind(action)
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(self.err())?;
         Ok(())
     }
 
@@ -267,12 +308,22 @@ impl Journal {
     }
 
     pub async fn event(&self, run: Option<&str>, level: &str, message: &str) -> Result<(), JournalError> {
-        sqlx::query("INSERT INTO events (run_id, at, level, message) VALUES (?, ?, ?, ?)").bind(run).bind(now()).bind(level).bind(message).execute(&self.pool).await.map_err(self.err())?;
+        sqlx::query("INSERT INTO events (run_id, at, level, message) VALUES (?, ?, ?, ?)")
+            .bind(run)
+            .bind(now())
+            .bind(level)
+            .bind(message)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
         Ok(())
     }
 
     pub async fn runs(&self) -> Result<Vec<RunRow>, JournalError> {
-        sqlx::query_as("SELECT * FROM runs ORDER BY id").fetch_all(&self.pool).await.map_err(self.err())
+        sqlx::query_as("SELECT * FROM runs ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err())
     }
 
     /// A run by id, unique prefix, or `latest`.
@@ -281,7 +332,10 @@ impl Journal {
         if reference == "latest" {
             return runs.into_iter().last().ok_or_else(|| JournalError::NoRun(reference.into()));
         }
-        let mut matches: Vec<RunRow> = runs.into_iter().filter(|r| r.id.starts_with(reference) && !reference.is_empty()).collect();
+        let mut matches: Vec<RunRow> = runs
+            .into_iter()
+            .filter(|r| r.id.starts_with(reference) && !reference.is_empty())
+            .collect();
         match matches.len() {
             0 => Err(JournalError::NoRun(reference.into())),
             1 => Ok(matches.remove(0)),
@@ -290,11 +344,19 @@ impl Journal {
     }
 
     pub async fn steps(&self, run: &str) -> Result<Vec<StepRow>, JournalError> {
-        sqlx::query_as("SELECT * FROM steps WHERE run_id = ? ORDER BY on_failure, idx").bind(run).fetch_all(&self.pool).await.map_err(self.err())
+        sqlx::query_as("SELECT * FROM steps WHERE run_id = ? ORDER BY on_failure, idx")
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err())
     }
 
     pub async fn events(&self, run: &str) -> Result<Vec<(String, String, String)>, JournalError> {
-        let rows = sqlx::query("SELECT at, level, message FROM events WHERE run_id = ? ORDER BY id").bind(run).fetch_all(&self.pool).await.map_err(self.err())?;
+        let rows = sqlx::query("SELECT at, level, message FROM events WHERE run_id = ? ORDER BY id")
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err())?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
     }
 
@@ -309,7 +371,9 @@ pub fn is_stale(lock: &LockInfo) -> bool {
         let start = process_start(lock.pid as u32);
         start.is_none() || (lock.pid_start.is_some() && start != lock.pid_start)
     } else {
-        DateTime::parse_from_rfc3339(&lock.heartbeat_at).map(|t| Utc::now().signed_duration_since(t).num_seconds() > 120).unwrap_or(true)
+        DateTime::parse_from_rfc3339(&lock.heartbeat_at)
+            .map(|t| Utc::now().signed_duration_since(t).num_seconds() > 120)
+            .unwrap_or(true)
     }
 }
 

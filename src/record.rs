@@ -109,7 +109,13 @@ mod tests {
         fields.insert("name".into(), json!(name));
         fields.insert("amount".into(), json!("10.50"));
         fields.insert("nested".into(), json!({"z": 1, "a": [true, null]}));
-        Record { object: "contacts".into(), id: id.into(), fields, modified_at: None, deleted: false }
+        Record {
+            object: "contacts".into(),
+            id: id.into(),
+            fields,
+            modified_at: None,
+            deleted: false,
+        }
     }
 
     /// Canonical bytes are compact JSON with every key sorted, nested ones included.
@@ -154,7 +160,10 @@ mod tests {
         for text in ["2026-11-20T22:00:00Z", "2026-11-20 22:00:00", "2026-11-20T23:00:00+01:00"] {
             assert_eq!(format_time(&parse_time(text).unwrap()), "2026-11-20T22:00:00Z");
         }
-        assert_eq!(format_time(&parse_time("2026-11-20 22:00:00.250").unwrap()), "2026-11-20T22:00:00.250Z");
+        assert_eq!(
+            format_time(&parse_time("2026-11-20 22:00:00.250").unwrap()),
+            "2026-11-20T22:00:00.250Z"
+        );
         assert!(parse_time("yesterday").is_none());
     }
 }

@@ -41,7 +41,9 @@ fn backup_then_verify_names_every_kind_of_damage() {
     let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
     value["objects"]["deals"]["count"] = serde_json::json!(61);
     std::fs::write(&manifest_path, serde_json::to_string_pretty(&value).unwrap()).unwrap();
-    s.run(&["verify"]).exits(1).says("object `deals`: the manifest counts 61 records, the chunks hold 60");
+    s.run(&["verify"])
+        .exits(1)
+        .says("object `deals`: the manifest counts 61 records, the chunks hold 60");
     std::fs::write(&manifest_path, text).unwrap();
     s.run(&["verify"]).ok();
 }
@@ -52,7 +54,10 @@ async fn live_compare_names_the_changed_row() {
     let s = Sandbox::init(200);
     s.run(&["execute", "--phase", "backup"]).ok();
     let db = s.db("legacy").await;
-    sqlx::query("UPDATE contacts SET phone = '+1 555 0100' WHERE id = 17").execute(&db).await.unwrap();
+    sqlx::query("UPDATE contacts SET phone = '+1 555 0100' WHERE id = 17")
+        .execute(&db)
+        .await
+        .unwrap();
     db.close().await;
     s.run(&["verify", "--connector", "legacy"])
         .exits(1)
@@ -107,7 +112,9 @@ async fn stale_lock_is_reported_and_cleared_on_request() {
     let dead = std::process::Command::new("true").spawn().unwrap();
     let pid = dead.id();
     let _ = dead.wait_with_output();
-    let db = sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(s.path(".rollback/journal.db"))).await.unwrap();
+    let db = sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(s.path(".rollback/journal.db")))
+        .await
+        .unwrap();
     sqlx::query("INSERT INTO lock (id, command, host, pid, pid_start, started_at, heartbeat_at) VALUES (1, 'execute --phase backup', ?, ?, '1', '2026-11-25T00:00:00Z', '2026-11-25T00:00:00Z')")
         .bind(rollback::journal::hostname())
         .bind(pid as i64)
@@ -115,8 +122,14 @@ async fn stale_lock_is_reported_and_cleared_on_request() {
         .await
         .unwrap();
     db.close().await;
-    s.run(&["execute", "--phase", "backup"]).exits(3).says("stale lock").says(&format!("pid {pid}")).says("--force-unlock");
-    s.run(&["execute", "--phase", "backup", "--force-unlock"]).ok().says("cleared the stale lock");
+    s.run(&["execute", "--phase", "backup"])
+        .exits(3)
+        .says("stale lock")
+        .says(&format!("pid {pid}"))
+        .says("--force-unlock");
+    s.run(&["execute", "--phase", "backup", "--force-unlock"])
+        .ok()
+        .says("cleared the stale lock");
 }
 
 /// Killing the process mid-backup leaves no partial snapshot; the store still verifies and the
@@ -151,7 +164,10 @@ async fn snapshots_diff_lists_ids() {
     let s = Sandbox::init(100);
     s.run(&["execute", "--phase", "backup"]).ok();
     let db = s.db("legacy").await;
-    sqlx::query("UPDATE contacts SET first_name = 'Zoë' WHERE id = 5").execute(&db).await.unwrap();
+    sqlx::query("UPDATE contacts SET first_name = 'Zoë' WHERE id = 5")
+        .execute(&db)
+        .await
+        .unwrap();
     sqlx::query("DELETE FROM deals WHERE id = 7").execute(&db).await.unwrap();
     sqlx::query("INSERT INTO companies (id, name, created_at, updated_at) VALUES (999, 'Nová s.r.o.', '2026-11-21T10:00:00Z', '2026-11-21T10:00:00Z')").execute(&db).await.unwrap();
     db.close().await;

@@ -42,15 +42,30 @@ async fn sqlite_round_trip_restores_exact_records() {
     assert_eq!(deals.len(), 100);
     let before = digest(&deals);
     let sample = &deals[0];
-    assert!(sample.fields["amount"].is_string(), "decimals are strings: {:?}", sample.fields["amount"]);
-    assert!(sample.fields["created_at"].as_str().unwrap().ends_with('Z'), "timestamps are RFC 3339 UTC");
+    assert!(
+        sample.fields["amount"].is_string(),
+        "decimals are strings: {:?}",
+        sample.fields["amount"]
+    );
+    assert!(
+        sample.fields["created_at"].as_str().unwrap().ends_with('Z'),
+        "timestamps are RFC 3339 UTC"
+    );
     assert!(sample.fields["id"].is_number());
     assert!(sample.modified_at.is_some());
 
     let db = s.db("legacy").await;
-    sqlx::query("UPDATE deals SET amount = 1.5, stage = NULL WHERE id <= 10").execute(&db).await.unwrap();
+    sqlx::query("UPDATE deals SET amount = 1.5, stage = NULL WHERE id <= 10")
+        .execute(&db)
+        .await
+        .unwrap();
     sqlx::query("DELETE FROM deals WHERE id > 90").execute(&db).await.unwrap();
-    sqlx::query("INSERT INTO deals (id, name, created_at, updated_at) VALUES (5000, 'extra', '2026-11-22T00:00:00Z', '2026-11-22T00:00:00Z')").execute(&db).await.unwrap();
+    sqlx::query(
+        "INSERT INTO deals (id, name, created_at, updated_at) VALUES (5000, 'extra', '2026-11-22T00:00:00Z', '2026-11-22T00:00:00Z')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
     db.close().await;
     assert_ne!(digest(&all(legacy.as_ref(), "deals").await), before);
 
@@ -71,8 +86,15 @@ async fn sqlite_apply_rejects_unknown_fields() {
     let legacy = connector(s.dir.path(), "legacy").await;
     let mut record = all(legacy.as_ref(), "contacts").await.remove(0);
     record.fields.insert("shoe_size".into(), serde_json::json!(44));
-    let err = legacy.apply("contacts", &[record], ApplyMode::Upsert).await.unwrap_err().to_string();
-    assert!(err.contains("object `contacts`") && err.contains("record `1`") && err.contains("no column `shoe_size`"), "{err}");
+    let err = legacy
+        .apply("contacts", &[record], ApplyMode::Upsert)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("object `contacts`") && err.contains("record `1`") && err.contains("no column `shoe_size`"),
+        "{err}"
+    );
 }
 
 /// Files: JSON lines and CSV read, write (upsert, delete) and export `since` a time.
@@ -122,5 +144,8 @@ async fn files_connector_names_bad_lines() {
     let s = common::Sandbox::empty();
     s.write("data/contacts.jsonl", "{\"id\": 1}\nnot json\n");
     s.write("rollback.yaml", "version: 1\nname: files\nconnectors:\n  crm:\n    type: files\n    path: data\n    objects: [contacts]\nphases:\n  backup:\n    - backup: { from: crm }\n");
-    s.run(&["execute", "--phase", "backup"]).exits(1).says("contacts.jsonl` line 2").says("object `contacts`");
+    s.run(&["execute", "--phase", "backup"])
+        .exits(1)
+        .says("contacts.jsonl` line 2")
+        .says("object `contacts`");
 }

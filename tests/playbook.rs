@@ -41,38 +41,72 @@ fn unknown_key_names_line_column_and_nearest_key() {
         .exits(2)
         .says("rollback.yaml:17:7: unknown key `bakup`")
         .says("hint: did you mean `backup`?");
-    validate(&with("    - verify: { conector: legacy }\n")).exits(2).says("unknown key `conector`").says("did you mean `connector`?");
+    validate(&with("    - verify: { conector: legacy }\n"))
+        .exits(2)
+        .says("unknown key `conector`")
+        .says("did you mean `connector`?");
 }
 
 /// Steps naming undefined connectors, objects, channels, templates or phases are errors.
 #[test]
 fn undefined_references_are_errors() {
-    validate(&with("    - backup: { from: legcy }\n")).exits(2).says("rollback.yaml:17:7").says("unknown connector `legcy`").says("did you mean `legacy`?");
-    validate(&with("    - backup: { from: legacy, objects: [contact] }\n")).exits(2).says("has no object `contact`").says("did you mean `contacts`?");
-    validate(&with("    - notify: { channels: [team], template: internal }\n")).exits(2).says("unknown channel `team`");
-    validate(&with("    - notify: { channels: [log], template: intrnal }\n")).exits(2).says("unknown template `intrnal`").says("did you mean `internal`?");
-    validate(&with("    - check: { criteria: [nope] }\n")).exits(2).says("unknown criterion `nope`");
+    validate(&with("    - backup: { from: legcy }\n"))
+        .exits(2)
+        .says("rollback.yaml:17:7")
+        .says("unknown connector `legcy`")
+        .says("did you mean `legacy`?");
+    validate(&with("    - backup: { from: legacy, objects: [contact] }\n"))
+        .exits(2)
+        .says("has no object `contact`")
+        .says("did you mean `contacts`?");
+    validate(&with("    - notify: { channels: [team], template: internal }\n"))
+        .exits(2)
+        .says("unknown channel `team`");
+    validate(&with("    - notify: { channels: [log], template: intrnal }\n"))
+        .exits(2)
+        .says("unknown template `intrnal`")
+        .says("did you mean `internal`?");
+    validate(&with("    - check: { criteria: [nope] }\n"))
+        .exits(2)
+        .says("unknown criterion `nope`");
 }
 
 /// Empty phases, duplicate names, bad timestamps and durations are errors; all are reported at once.
 #[test]
 fn value_errors_are_all_reported() {
     validate(&with("  immediate: []\n")).exits(2).says("phase `immediate` has no steps");
-    validate(&with("    - name: same\n      verify: {}\n    - name: same\n      verify: {}\n")).exits(2).says("step name `same` is used twice");
+    validate(&with("    - name: same\n      verify: {}\n    - name: same\n      verify: {}\n"))
+        .exits(2)
+        .says("step name `same` is used twice");
     validate(&with("  backup: []\n")).exits(2).says("duplicate key `backup`");
     let text = BASE.replace("2026-11-20T22:00:00Z", "last tuesday").replace("rto: 1h", "rto: soon");
-    validate(&text).exits(2).says("`cutover` is not a timestamp").says("`rto` is not a duration").says("2 problems");
-    validate(&BASE.replace("type: sqlite", "type: sqlit")).exits(2).says("unknown type `sqlit`").says("did you mean `sqlite`?");
-    validate(&BASE.replace("version: 1", "version: 2")).exits(2).says("version 2 is not supported");
+    validate(&text)
+        .exits(2)
+        .says("`cutover` is not a timestamp")
+        .says("`rto` is not a duration")
+        .says("2 problems");
+    validate(&BASE.replace("type: sqlite", "type: sqlit"))
+        .exits(2)
+        .says("unknown type `sqlit`")
+        .says("did you mean `sqlite`?");
+    validate(&BASE.replace("version: 1", "version: 2"))
+        .exits(2)
+        .says("version 2 is not supported");
     validate(&with("    - {}\n")).exits(2).says("has no action");
-    validate(&with("    - backup: { from: legacy }\n      verify: {}\n")).exits(2).says("several actions");
+    validate(&with("    - backup: { from: legacy }\n      verify: {}\n"))
+        .exits(2)
+        .says("several actions");
 }
 
 /// A valid playbook exits 0; a missing file exits 2 with a hint.
 #[test]
 fn valid_playbook_and_missing_file() {
     validate(BASE).ok().says("is valid");
-    Sandbox::empty().run(&["validate"]).exits(2).says("cannot read playbook").says("rollback init");
+    Sandbox::empty()
+        .run(&["validate"])
+        .exits(2)
+        .says("cannot read playbook")
+        .says("rollback init");
 }
 
 /// Every playbook shipped in playbooks/ and examples/ validates.
@@ -97,18 +131,35 @@ fn shipped_playbooks_validate() {
 #[test]
 fn secrets_resolve_when_used_and_are_never_printed() {
     let s = Sandbox::init(30);
-    let text = s.read("rollback.yaml").replace("path: sandbox/legacy.db", "path: ${env:ROLLBACK_TEST_LEGACY_DB}");
+    let text = s
+        .read("rollback.yaml")
+        .replace("path: sandbox/legacy.db", "path: ${env:ROLLBACK_TEST_LEGACY_DB}");
     s.write("rollback.yaml", &text);
     s.run(&["validate"]).ok();
-    s.cmd().args(["execute", "--phase", "backup"]).env_remove("ROLLBACK_TEST_LEGACY_DB").output().map(common::Run).unwrap()
+    s.cmd()
+        .args(["execute", "--phase", "backup"])
+        .env_remove("ROLLBACK_TEST_LEGACY_DB")
+        .output()
+        .map(common::Run)
+        .unwrap()
         .exits(2)
         .says("`ROLLBACK_TEST_LEGACY_DB` is not set");
     let secret_path = s.path("sandbox/legacy.db").display().to_string();
-    let run = s.cmd().args(["execute", "--phase", "backup"]).env("ROLLBACK_TEST_LEGACY_DB", &secret_path).output().map(common::Run).unwrap();
+    let run = s
+        .cmd()
+        .args(["execute", "--phase", "backup"])
+        .env("ROLLBACK_TEST_LEGACY_DB", &secret_path)
+        .output()
+        .map(common::Run)
+        .unwrap();
     run.ok().never_says(&secret_path);
     for file in walk(&s.path(".rollback")) {
         let bytes = std::fs::read(&file).unwrap();
-        assert!(!String::from_utf8_lossy(&bytes).contains(&secret_path), "{} holds the secret", file.display());
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&secret_path),
+            "{} holds the secret",
+            file.display()
+        );
     }
 }
 
@@ -136,7 +187,8 @@ fn truncated_and_garbage_input_never_panics() {
         let bytes: Vec<u8> = (0..(round % 97) * 5)
             .map(|_| {
                 state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                b"{}[]:-,&*!|>'\"\n #abc01\t%@`"[(state >> 33) as usize % 27]
+                let charset = b"{}[]:-,&*!|>'\"\n #abc01\t%@`";
+                charset[(state >> 33) as usize % charset.len()]
             })
             .collect();
         std::fs::write(&path, &bytes).unwrap();
@@ -168,5 +220,7 @@ fn environments_override_connectors() {
     assert_eq!(p.connector("legacy").unwrap().objects.len(), 1);
     let err = Playbook::load(&path, Some("sandbx")).unwrap_err().to_string();
     assert!(err.contains("did you mean `sandbox`?"), "{err}");
-    validate(&with("environments:\n  sandbox:\n    connectors:\n      legcy: { path: x.db }\n")).exits(2).says("overrides unknown connector `legcy`");
+    validate(&with("environments:\n  sandbox:\n    connectors:\n      legcy: { path: x.db }\n"))
+        .exits(2)
+        .says("overrides unknown connector `legcy`");
 }

@@ -13,7 +13,16 @@ pub async fn run(global: &Global, args: &ExecuteArgs) -> anyhow::Result<u8> {
     let playbook = super::load_playbook(&global.playbook, args.env.as_deref())?;
     if !playbook.phases.contains_key(&args.phase) {
         let hint = suggest(&args.phase, "phase", playbook.phases.keys().map(String::as_str));
-        return Err(super::BadInput(format!("phase `{}` is not defined in `{}`\nhint: {hint}", args.phase, playbook.path.display())).into());
+        return Err(super::BadInput(format!(
+            "phase `{}` is not defined in `{}`\nhint: {hint}",
+            args.phase,
+            playbook.path.display()
+        ))
+        .into());
+    }
+    let missing = playbook.missing_secrets(&playbook.phase_connectors(&args.phase));
+    if !missing.is_empty() {
+        return Err(super::BadInput(missing.join("\n")).into());
     }
     let store = Store::open_or_create(&playbook.store_path, playbook.compression_level)?;
     let journal = Journal::open(&store.journal_path()).await?;
@@ -21,7 +30,7 @@ pub async fn run(global: &Global, args: &ExecuteArgs) -> anyhow::Result<u8> {
         && let Some(holder) = journal.lock_holder().await?
     {
         if !is_stale(&holder) {
-            bail!(JournalError::Held(holder));
+            bail!(JournalError::Held(Box::new(holder)));
         }
         journal.force_unlock().await?;
         eprintln!("cleared the stale lock of {holder}");
@@ -47,7 +56,13 @@ pub async fn run(global: &Global, args: &ExecuteArgs) -> anyhow::Result<u8> {
 pub fn print_summary(summary: &RunSummary, rto: Option<std::time::Duration>) {
     let total = std::time::Duration::from_millis(summary.duration_ms as u64);
     let against = rto.map(|r| format!(" (RTO {})", format_duration(r))).unwrap_or_default();
-    println!("run {} · phase `{}` · {} in {}{against}", summary.run_id, summary.phase, summary.status.as_str(), format_duration(total));
+    println!(
+        "run {} · phase `{}` · {} in {}{against}",
+        summary.run_id,
+        summary.phase,
+        summary.status.as_str(),
+        format_duration(total)
+    );
     for step in &summary.steps {
         let mark = match step.status.as_str() {
             "succeeded" => "ok  ",
@@ -56,7 +71,12 @@ pub fn print_summary(summary: &RunSummary, rto: Option<std::time::Duration>) {
         };
         let extra = if step.on_failure { " (on_failure)" } else { "" };
         let took = format_duration(std::time::Duration::from_millis(step.duration_ms as u64));
-        println!("  {mark} {:<28} {:>9}  {}{extra}", step.name, took, step.summary.as_deref().unwrap_or(""));
+        println!(
+            "  {mark} {:<28} {:>9}  {}{extra}",
+            step.name,
+            took,
+            step.summary.as_deref().unwrap_or("")
+        );
         if let Some(e) = &step.error {
             for line in e.lines() {
                 println!("         {line}");

@@ -18,7 +18,10 @@ pub async fn run(args: &InitArgs) -> anyhow::Result<u8> {
     if !args.force {
         for path in [&playbook, &legacy, &newcrm] {
             if path.exists() {
-                bail!("`{}` already exists\nhint: pass `--force` to overwrite it, or choose another folder", path.display());
+                bail!(
+                    "`{}` already exists\nhint: pass `--force` to overwrite it, or choose another folder",
+                    path.display()
+                );
             }
         }
     }
@@ -33,7 +36,9 @@ pub async fn run(args: &InitArgs) -> anyhow::Result<u8> {
     create_crm(&legacy, Some(Sizes::for_contacts(args.records)), args.seed, before)
         .await
         .with_context(|| format!("cannot create sandbox CRM `{}`", legacy.display()))?;
-    create_crm(&newcrm, None, args.seed, before).await.with_context(|| format!("cannot create sandbox CRM `{}`", newcrm.display()))?;
+    create_crm(&newcrm, None, args.seed, before)
+        .await
+        .with_context(|| format!("cannot create sandbox CRM `{}`", newcrm.display()))?;
     std::fs::write(&playbook, QUICKSTART).with_context(|| format!("cannot write `{}`", playbook.display()))?;
     let sizes = Sizes::for_contacts(args.records);
     eprintln!(
@@ -45,7 +50,11 @@ pub async fn run(args: &InitArgs) -> anyhow::Result<u8> {
         sizes.deals,
         newcrm.display()
     );
-    let cd = if dir.as_os_str() == "." { String::new() } else { format!("cd {} && ", dir.display()) };
+    let cd = if dir.as_os_str() == "." {
+        String::new()
+    } else {
+        format!("cd {} && ", dir.display())
+    };
     eprintln!("next: {cd}rollback validate && rollback execute --phase backup");
     Ok(super::OK)
 }

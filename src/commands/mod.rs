@@ -14,8 +14,8 @@ use std::path::Path;
 
 use crate::cli::{Cli, Command, LogFormat};
 use crate::journal::{Journal, JournalError};
-use crate::playbook::{Playbook, PlaybookError};
 use crate::playbook::secret::SecretError;
+use crate::playbook::{Playbook, PlaybookError};
 use crate::store::Store;
 
 /// Exit codes.
@@ -98,9 +98,8 @@ fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
         (_, 1) => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ROLLBACK_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("warn,rollback={level}"))
-    });
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROLLBACK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,rollback={level}")));
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -134,7 +133,11 @@ pub fn human_bytes(bytes: u64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// Prints a value as pretty JSON on stdout.

@@ -16,7 +16,10 @@ pub async fn run(global: &Global, args: &RunsArgs) -> anyhow::Result<u8> {
             } else if runs.is_empty() {
                 eprintln!("no runs yet\nhint: `rollback execute --phase backup` starts one");
             } else {
-                println!("{:<16}  {:<12}  {:<11}  {:<20}  {:<20}  env", "run", "phase", "status", "started", "finished");
+                println!(
+                    "{:<16}  {:<12}  {:<11}  {:<20}  {:<20}  env",
+                    "run", "phase", "status", "started", "finished"
+                );
                 for r in &runs {
                     println!(
                         "{:<16}  {:<12}  {:<11}  {:<20}  {:<20}  {}",
@@ -38,14 +41,22 @@ pub async fn run(global: &Global, args: &RunsArgs) -> anyhow::Result<u8> {
                     .iter()
                     .map(|s| {
                         let mut v = serde_json::to_value(s).unwrap_or_default();
-                        v["detail"] = s.detail.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(serde_json::Value::Null);
+                        v["detail"] = s
+                            .detail
+                            .as_deref()
+                            .and_then(|d| serde_json::from_str(d).ok())
+                            .unwrap_or(serde_json::Value::Null);
                         v
                     })
                     .collect();
                 super::print_json(&json!({"run": r, "steps": steps}));
             } else {
                 println!("run       {}", r.id);
-                println!("phase     {}{}", r.phase, r.environment.as_deref().map(|e| format!(" (env {e})")).unwrap_or_default());
+                println!(
+                    "phase     {}{}",
+                    r.phase,
+                    r.environment.as_deref().map(|e| format!(" (env {e})")).unwrap_or_default()
+                );
                 println!("status    {}", r.status);
                 println!("playbook  {} ({})", r.playbook, r.playbook_hash);
                 println!("started   {} on {} (pid {})", r.started_at, r.host, r.pid);
@@ -65,7 +76,10 @@ pub async fn run(global: &Global, args: &RunsArgs) -> anyhow::Result<u8> {
                         s.status,
                         s.name,
                         s.duration_ms.unwrap_or(0),
-                        s.summary.as_deref().or(s.error.as_deref().and_then(|e| e.lines().next())).unwrap_or("")
+                        s.summary
+                            .as_deref()
+                            .or(s.error.as_deref().and_then(|e| e.lines().next()))
+                            .unwrap_or("")
                     );
                 }
             }

@@ -22,7 +22,10 @@ pub async fn run(global: &Global, args: &SnapshotsArgs) -> anyhow::Result<u8> {
             } else if manifests.is_empty() {
                 eprintln!("no snapshots yet\nhint: run a phase with a `backup` step (`rollback execute --phase backup`)");
             } else {
-                println!("{:<16}  {:<5}  {:<12}  {:<20}  {:>9}  {:>9}  root digest", "id", "kind", "connector", "created", "records", "stored");
+                println!(
+                    "{:<16}  {:<5}  {:<12}  {:<20}  {:>9}  {:>9}  root digest",
+                    "id", "kind", "connector", "created", "records", "stored"
+                );
                 for m in &manifests {
                     let kind = serde_json::to_value(m.kind)?.as_str().unwrap_or("").to_string();
                     println!(
@@ -91,7 +94,12 @@ pub async fn run(global: &Global, args: &SnapshotsArgs) -> anyhow::Result<u8> {
                 let d = diff(&pa, &pb);
                 differs |= !d.is_empty();
                 if !json {
-                    println!("  {name}: {} added, {} changed, {} deleted", d.added.len(), d.changed.len(), d.deleted.len());
+                    println!(
+                        "  {name}: {} added, {} changed, {} deleted",
+                        d.added.len(),
+                        d.changed.len(),
+                        d.deleted.len()
+                    );
                     for (kind, ids) in [("added", &d.added), ("changed", &d.changed), ("deleted", &d.deleted)] {
                         if !ids.is_empty() {
                             println!("    {kind}: {}", preview(ids));

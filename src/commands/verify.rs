@@ -15,7 +15,11 @@ pub async fn run(global: &Global, args: &VerifyArgs) -> anyhow::Result<u8> {
     if let Some(name) = &args.connector {
         if playbook.connector(name).is_none() {
             let hint = crate::playbook::diagnostic::suggest(name, "connector", playbook.connectors.keys().map(String::as_str));
-            return Err(super::BadInput(format!("connector `{name}` is not defined in `{}`\nhint: {hint}", playbook.path.display())).into());
+            return Err(super::BadInput(format!(
+                "connector `{name}` is not defined in `{}`\nhint: {hint}",
+                playbook.path.display()
+            ))
+            .into());
         }
         let manifest = store.resolve(args.snapshot.as_deref().unwrap_or("latest"), Some(name))?;
         let ctx = crate::engine::Context::new(playbook, store, journal, "verify".into(), super::ui::progress(global.no_progress));
@@ -24,9 +28,15 @@ pub async fn run(global: &Global, args: &VerifyArgs) -> anyhow::Result<u8> {
         let diffs = compare_live(&ctx, connector.as_ref(), &manifest, &objects).await?;
         let lines = describe_diffs(&diffs);
         if args.format == OutputFormat::Json {
-            super::print_json(&json!({"snapshot": manifest.id, "connector": name, "equal": lines.is_empty(), "objects": diffs.iter().map(|(o, d)| (o.clone(), d)).collect::<std::collections::BTreeMap<_, _>>()}));
+            super::print_json(
+                &json!({"snapshot": manifest.id, "connector": name, "equal": lines.is_empty(), "objects": diffs.iter().map(|(o, d)| (o.clone(), d)).collect::<std::collections::BTreeMap<_, _>>()}),
+            );
         } else if lines.is_empty() {
-            println!("connector `{name}` equals snapshot {} ({} records)", manifest.id, manifest.total_records());
+            println!(
+                "connector `{name}` equals snapshot {} ({} records)",
+                manifest.id,
+                manifest.total_records()
+            );
         } else {
             println!("connector `{name}` differs from snapshot {}:", manifest.id);
             for line in &lines {
@@ -40,7 +50,10 @@ pub async fn run(global: &Global, args: &VerifyArgs) -> anyhow::Result<u8> {
         None => store.list()?,
     };
     if manifests.is_empty() {
-        anyhow::bail!("the store `{}` holds no snapshots yet\nhint: run a phase with a `backup` step first", store.root().display());
+        anyhow::bail!(
+            "the store `{}` holds no snapshots yet\nhint: run a phase with a `backup` step first",
+            store.root().display()
+        );
     }
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let mut bad = 0;
@@ -66,7 +79,12 @@ pub async fn run(global: &Global, args: &VerifyArgs) -> anyhow::Result<u8> {
                     report.raw_bytes as f64 / secs / 1e6
                 );
             } else {
-                println!("BAD  {} {:<12} {} findings:", manifest.id, manifest.connector, report.findings.len());
+                println!(
+                    "BAD  {} {:<12} {} findings:",
+                    manifest.id,
+                    manifest.connector,
+                    report.findings.len()
+                );
                 for f in &report.findings {
                     println!("       {f}");
                 }
@@ -82,7 +100,10 @@ pub async fn run(global: &Global, args: &VerifyArgs) -> anyhow::Result<u8> {
         super::print_json(&results);
     }
     if bad > 0 {
-        eprintln!("{bad} of {} snapshots failed verification\nhint: do not restore from a damaged snapshot; take a new backup", manifests.len());
+        eprintln!(
+            "{bad} of {} snapshots failed verification\nhint: do not restore from a damaged snapshot; take a new backup",
+            manifests.len()
+        );
         return Ok(super::FAILED);
     }
     Ok(super::OK)

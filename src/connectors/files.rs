@@ -45,7 +45,8 @@ impl FilesConnector {
         let name = config.name.as_str();
         let (dir, shown) = super::resolve_path(config)?;
         if !dir.is_dir() {
-            return Err(ConnectorError::new(name, format!("directory `{shown}` does not exist")).hint("create it, or fix `path` (relative to the playbook's folder)"));
+            return Err(ConnectorError::new(name, format!("directory `{shown}` does not exist"))
+                .hint("create it, or fix `path` (relative to the playbook's folder)"));
         }
         let default_format = match config.spec.format.as_deref() {
             Some("csv") => Format::Csv,
@@ -55,17 +56,33 @@ impl FilesConnector {
             .objects
             .iter()
             .map(|(object, m)| {
-                let file = m.file.clone().unwrap_or_else(|| format!("{object}.{}", if default_format == Format::Csv { "csv" } else { "jsonl" }));
+                let file = m
+                    .file
+                    .clone()
+                    .unwrap_or_else(|| format!("{object}.{}", if default_format == Format::Csv { "csv" } else { "jsonl" }));
                 let format = if file.ends_with(".csv") { Format::Csv } else { Format::JsonLines };
-                let map = FileMap { object: object.as_str().into(), path: dir.join(file), format, id: m.id.clone().unwrap_or_else(|| "id".into()), modified: m.modified.clone() };
+                let map = FileMap {
+                    object: object.as_str().into(),
+                    path: dir.join(file),
+                    format,
+                    id: m.id.clone().unwrap_or_else(|| "id".into()),
+                    modified: m.modified.clone(),
+                };
                 (object.clone(), map)
             })
             .collect();
-        Ok(FilesConnector { name: name.into(), dir, files, write_lock: tokio::sync::Mutex::new(()) })
+        Ok(FilesConnector {
+            name: name.into(),
+            dir,
+            files,
+            write_lock: tokio::sync::Mutex::new(()),
+        })
     }
 
     fn file(&self, object: &str) -> Result<&FileMap, ConnectorError> {
-        self.files.get(object).ok_or_else(|| ConnectorError::new(&self.name, "object is not mapped").object(object))
+        self.files
+            .get(object)
+            .ok_or_else(|| ConnectorError::new(&self.name, "object is not mapped").object(object))
     }
 
     /// The directory, for freeze lock files.
@@ -111,9 +128,23 @@ fn read_all(connector: &str, map: &FileMap) -> Result<Vec<Record>, ConnectorErro
     }
     rows.into_iter()
         .map(|(line, fields)| {
-            let id = fields.get(&map.id).and_then(id_text).ok_or_else(|| at(line, format!("no `{}` value", map.id)))?;
-            let modified_at = map.modified.as_ref().and_then(|m| fields.get(m)).and_then(Value::as_str).and_then(parse_time);
-            Ok(Record { object: map.object.clone(), id, fields, modified_at, deleted: false })
+            let id = fields
+                .get(&map.id)
+                .and_then(id_text)
+                .ok_or_else(|| at(line, format!("no `{}` value", map.id)))?;
+            let modified_at = map
+                .modified
+                .as_ref()
+                .and_then(|m| fields.get(m))
+                .and_then(Value::as_str)
+                .and_then(parse_time);
+            Ok(Record {
+                object: map.object.clone(),
+                id,
+                fields,
+                modified_at,
+                deleted: false,
+            })
         })
         .collect()
 }
@@ -170,14 +201,20 @@ impl Connector for FilesConnector {
         ConnectorKind::Files
     }
     fn capabilities(&self) -> Capabilities {
-        Capabilities { read: true, write: true, freeze: true }
+        Capabilities {
+            read: true,
+            write: true,
+            freeze: true,
+        }
     }
     fn objects(&self) -> Vec<String> {
         self.files.keys().cloned().collect()
     }
 
     async fn health(&self) -> Result<(), ConnectorError> {
-        std::fs::read_dir(&self.dir).map(|_| ()).map_err(|e| ConnectorError::new(&self.name, e.to_string()))
+        std::fs::read_dir(&self.dir)
+            .map(|_| ())
+            .map_err(|e| ConnectorError::new(&self.name, e.to_string()))
     }
 
     async fn describe(&self) -> Result<Value, ConnectorError> {
@@ -199,7 +236,10 @@ impl Connector for FilesConnector {
                 }
             }
             let file = map.path.file_name().map(|f| f.to_string_lossy().into_owned());
-            objects.insert(object.clone(), json!({"file": file, "id": map.id, "modified": map.modified, "fields": fields}));
+            objects.insert(
+                object.clone(),
+                json!({"file": file, "id": map.id, "modified": map.modified, "fields": fields}),
+            );
         }
         Ok(json!({"type": "files", "objects": objects}))
     }
@@ -213,7 +253,10 @@ impl Connector for FilesConnector {
         let pages: Vec<Result<Vec<Record>, ConnectorError>> = match result {
             Err(e) => vec![Err(e)],
             Ok(records) => {
-                let kept: Vec<Record> = records.into_iter().filter(|r| since.is_none_or(|s| r.modified_at.is_some_and(|m| m >= s))).collect();
+                let kept: Vec<Record> = records
+                    .into_iter()
+                    .filter(|r| since.is_none_or(|s| r.modified_at.is_some_and(|m| m >= s)))
+                    .collect();
                 kept.chunks(PAGE_SIZE).map(|c| Ok(c.to_vec())).collect()
             }
         };
@@ -232,7 +275,10 @@ impl Connector for FilesConnector {
             }
         }
         write_all(&self.name, map, &records)?;
-        Ok(ApplyOutcome { written: batch.len() as u64, id_map: Vec::new() })
+        Ok(ApplyOutcome {
+            written: batch.len() as u64,
+            id_map: Vec::new(),
+        })
     }
 
     async fn delete(&self, object: &str, ids: &[String]) -> Result<u64, ConnectorError> {

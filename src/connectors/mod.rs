@@ -16,8 +16,12 @@ use crate::playbook::{ConnectorConfig, ConnectorKind};
 use crate::record::Record;
 
 /// A connector failure: what failed, where (object, record), whether a retry may help, and a hint.
+/// The details are boxed so results stay small.
 #[derive(Debug, Clone, thiserror::Error)]
-pub struct ConnectorError {
+pub struct ConnectorError(Box<ErrorDetails>);
+
+#[derive(Debug, Clone)]
+pub struct ErrorDetails {
     pub connector: String,
     pub object: Option<String>,
     pub record: Option<String>,
@@ -28,28 +32,43 @@ pub struct ConnectorError {
     pub bad_input: bool,
 }
 
+impl std::ops::Deref for ConnectorError {
+    type Target = ErrorDetails;
+    fn deref(&self) -> &ErrorDetails {
+        &self.0
+    }
+}
+
 impl ConnectorError {
     pub fn new(connector: &str, message: impl Into<String>) -> Self {
-        ConnectorError { connector: connector.into(), object: None, record: None, message: message.into(), hint: None, retryable: false, bad_input: false }
+        ConnectorError(Box::new(ErrorDetails {
+            connector: connector.into(),
+            object: None,
+            record: None,
+            message: message.into(),
+            hint: None,
+            retryable: false,
+            bad_input: false,
+        }))
     }
     pub fn object(mut self, object: &str) -> Self {
-        self.object = Some(object.into());
+        self.0.object = Some(object.into());
         self
     }
     pub fn record(mut self, id: &str) -> Self {
-        self.record = Some(id.into());
+        self.0.record = Some(id.into());
         self
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.0.hint = Some(hint.into());
         self
     }
     pub fn bad_input(mut self) -> Self {
-        self.bad_input = true;
+        self.0.bad_input = true;
         self
     }
     pub fn retryable(mut self, retryable: bool) -> Self {
-        self.retryable = retryable;
+        self.0.retryable = retryable;
         self
     }
 }
@@ -121,8 +140,11 @@ pub async fn build(config: &ConnectorConfig) -> Result<Arc<dyn Connector>, Conne
         ConnectorKind::Sqlite => Arc::new(sqlite::SqliteConnector::open(config).await?),
         ConnectorKind::Files => Arc::new(files::FilesConnector::open(config)?),
         other => {
-            return Err(ConnectorError::new(&config.name, format!("connector type `{}` is not available in this build yet", other.name()))
-                .hint("use `sqlite` or `files`, or an environment that overrides this connector (e.g. `--env sandbox`)"));
+            return Err(ConnectorError::new(
+                &config.name,
+                format!("connector type `{}` is not available in this build yet", other.name()),
+            )
+            .hint("use `sqlite` or `files`, or an environment that overrides this connector (e.g. `--env sandbox`)"));
         }
     })
 }
@@ -131,9 +153,15 @@ pub async fn build(config: &ConnectorConfig) -> Result<Arc<dyn Connector>, Conne
 /// show it: the playbook's text when it holds a secret reference, so the value is never printed.
 pub fn resolve_path(config: &ConnectorConfig) -> Result<(std::path::PathBuf, String), ConnectorError> {
     let raw = crate::playbook::secret::Secret(config.spec.path.clone().unwrap_or_default());
-    let resolved = raw.resolve(&config.base_dir).map_err(|e| ConnectorError::new(&config.name, e.to_string()).bad_input())?;
+    let resolved = raw
+        .resolve(&config.base_dir)
+        .map_err(|e| ConnectorError::new(&config.name, e.to_string()).bad_input())?;
     let path = config.base_dir.join(&resolved);
-    let shown = if raw.has_references() { raw.0.clone() } else { path.display().to_string() };
+    let shown = if raw.has_references() {
+        raw.0.clone()
+    } else {
+        path.display().to_string()
+    };
     Ok((path, shown))
 }
 
@@ -142,5 +170,7 @@ pub const PAGE_SIZE: usize = 2000;
 
 /// Turns a channel of pages into a stream.
 pub fn pages_from_channel(rx: tokio::sync::mpsc::Receiver<Result<Vec<Record>, ConnectorError>>) -> RecordPages {
-    Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|page| (page, rx)) }))
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|page| (page, rx))
+    }))
 }

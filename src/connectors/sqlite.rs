@@ -73,7 +73,10 @@ impl SqliteConnector {
             return Err(ConnectorError::new(name, format!("database file `{shown}` does not exist"))
                 .hint("check `path` (relative to the playbook's folder); `rollback init` creates sandbox databases"));
         }
-        let options = SqliteConnectOptions::new().filename(&path).create_if_missing(false).busy_timeout(Duration::from_secs(10));
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(false)
+            .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -82,39 +85,68 @@ impl SqliteConnector {
         let mut tables = BTreeMap::new();
         for (object, mapping) in &config.objects {
             let table = mapping.table.clone().unwrap_or_else(|| object.clone());
-            let rows = sqlx::query(AssertSqlSafe(format!("PRAGMA table_info({})", quote(&table)))).fetch_all(&pool).await.map_err(|e| sql_error(name, e))?;
+            let rows = sqlx::query(AssertSqlSafe(format!("PRAGMA table_info({})", quote(&table))))
+                .fetch_all(&pool)
+                .await
+                .map_err(|e| sql_error(name, e))?;
             if rows.is_empty() {
-                return Err(ConnectorError::new(name, format!("table `{table}` does not exist in `{shown}`")).object(object)
+                return Err(ConnectorError::new(name, format!("table `{table}` does not exist in `{shown}`"))
+                    .object(object)
                     .hint("set `table:` on the object to the real table name"));
             }
             let columns: Vec<Column> = rows
                 .iter()
                 .map(|r| {
                     let declared: String = r.get("type");
-                    Column { name: r.get("name"), class: values::classify(&declared), declared, not_null: r.get::<i64, _>("notnull") != 0, primary_key: r.get::<i64, _>("pk") != 0 }
+                    Column {
+                        name: r.get("name"),
+                        class: values::classify(&declared),
+                        declared,
+                        not_null: r.get::<i64, _>("notnull") != 0,
+                        primary_key: r.get::<i64, _>("pk") != 0,
+                    }
                 })
                 .collect();
-            let id = mapping.id.clone().or_else(|| columns.iter().find(|c| c.primary_key).map(|c| c.name.clone())).unwrap_or_else(|| "id".into());
+            let id = mapping
+                .id
+                .clone()
+                .or_else(|| columns.iter().find(|c| c.primary_key).map(|c| c.name.clone()))
+                .unwrap_or_else(|| "id".into());
             let pk: Vec<&Column> = columns.iter().filter(|c| c.primary_key).collect();
             let rowid_alias = match pk.as_slice() {
                 [one] if one.declared.eq_ignore_ascii_case("INTEGER") => Some(one.name.clone()),
                 _ => None,
             };
-            let map = TableMap { object: object.as_str().into(), table: table.clone(), id, modified: mapping.modified.clone(), columns, rowid_alias };
+            let map = TableMap {
+                object: object.as_str().into(),
+                table: table.clone(),
+                id,
+                modified: mapping.modified.clone(),
+                columns,
+                rowid_alias,
+            };
             for column in std::iter::once(&map.id).chain(map.modified.as_ref()) {
                 if map.column(column).is_none() {
                     let names: Vec<&str> = map.columns.iter().map(|c| c.name.as_str()).collect();
-                    return Err(ConnectorError::new(name, format!("table `{table}` has no column `{column}`")).object(object)
+                    return Err(ConnectorError::new(name, format!("table `{table}` has no column `{column}`"))
+                        .object(object)
                         .hint(crate::playbook::diagnostic::suggest(column, "column", names.iter().copied())));
                 }
             }
             tables.insert(object.clone(), map);
         }
-        Ok(SqliteConnector { name: name.into(), path, pool, tables })
+        Ok(SqliteConnector {
+            name: name.into(),
+            path,
+            pool,
+            tables,
+        })
     }
 
     fn table(&self, object: &str) -> Result<&TableMap, ConnectorError> {
-        self.tables.get(object).ok_or_else(|| ConnectorError::new(&self.name, "object is not mapped").object(object))
+        self.tables
+            .get(object)
+            .ok_or_else(|| ConnectorError::new(&self.name, "object is not mapped").object(object))
     }
 
     /// The pool, for freeze triggers and probes.
@@ -137,7 +169,9 @@ fn json_column(column: &Column, rowid_alias: bool, lean: bool) -> String {
     if rowid_alias || (lean && text_affinity(&column.declared)) {
         return c;
     }
-    format!("CASE typeof({c}) WHEN 'real' THEN json_object('$r', printf('%!.17g', {c})) WHEN 'blob' THEN json_object('$b', hex({c})) ELSE {c} END")
+    format!(
+        "CASE typeof({c}) WHEN 'real' THEN json_object('$r', printf('%!.17g', {c})) WHEN 'blob' THEN json_object('$b', hex({c})) ELSE {c} END"
+    )
 }
 
 /// SQLite's TEXT affinity rule: the declared type contains CHAR, CLOB or TEXT (and not INT).
@@ -174,9 +208,23 @@ fn decode_row(map: &TableMap, text: &str) -> Result<Record, String> {
     for (column, value) in map.columns.iter().zip(values) {
         fields.insert(column.name.clone(), decode_value(column, value)?);
     }
-    let id = fields.get(&map.id).and_then(values::id_text).ok_or_else(|| format!("id column `{}` is empty", map.id))?;
-    let modified_at = map.modified.as_ref().and_then(|m| fields.get(m)).and_then(|v| v.as_str()).and_then(parse_time);
-    Ok(Record { object: map.object.clone(), id, fields, modified_at, deleted: false })
+    let id = fields
+        .get(&map.id)
+        .and_then(values::id_text)
+        .ok_or_else(|| format!("id column `{}` is empty", map.id))?;
+    let modified_at = map
+        .modified
+        .as_ref()
+        .and_then(|m| fields.get(m))
+        .and_then(|v| v.as_str())
+        .and_then(parse_time);
+    Ok(Record {
+        object: map.object.clone(),
+        id,
+        fields,
+        modified_at,
+        deleted: false,
+    })
 }
 
 /// Streams the rows matching `filter` (with `binds`) into pages on `tx`; false when it stopped
@@ -194,7 +242,11 @@ async fn scan(
     let mut conditions = vec!["rowid > ?".to_string(), "rowid <= ?".to_string()];
     conditions.extend(filter.iter().cloned());
     let sql = |lean: bool| {
-        let columns: Vec<String> = map.columns.iter().map(|c| json_column(c, map.rowid_alias.as_deref() == Some(c.name.as_str()), lean)).collect();
+        let columns: Vec<String> = map
+            .columns
+            .iter()
+            .map(|c| json_column(c, map.rowid_alias.as_deref() == Some(c.name.as_str()), lean))
+            .collect();
         format!(
             "SELECT max(r), count(*), group_concat(j, char(10)) FROM (SELECT rowid AS r, json_array({}) AS j FROM {} WHERE {} ORDER BY rowid LIMIT {PAGE_SIZE})",
             columns.join(", "),
@@ -204,10 +256,15 @@ async fn scan(
     };
     let (lean_sql, wrapped_sql) = (sql(true), sql(false));
     let mut lean = true;
-    let fail = |e: ConnectorError| async { tx.send(Err(e.object(&map.object))).await.is_ok() && false };
+    let fail = |e: ConnectorError| async {
+        let _ = tx.send(Err(e.object(&map.object))).await;
+        false
+    };
     let mut after = range.0 - 1;
     loop {
-        let mut query = sqlx::query(AssertSqlSafe(if lean { lean_sql.clone() } else { wrapped_sql.clone() })).bind(after).bind(range.1);
+        let mut query = sqlx::query(AssertSqlSafe(if lean { lean_sql.clone() } else { wrapped_sql.clone() }))
+            .bind(after)
+            .bind(range.1);
         for b in binds {
             query = bind_value(query, b.clone());
         }
@@ -241,7 +298,9 @@ async fn scan(
 async fn rowid_ranges(name: &str, pool: &SqlitePool, map: &TableMap, parts: usize) -> Result<Vec<(i64, i64)>, ConnectorError> {
     let sql = format!("SELECT min(rowid), max(rowid), count(*) FROM {}", quote(&map.table));
     let row = sqlx::query(AssertSqlSafe(sql)).fetch_one(pool).await.map_err(|e| {
-        sql_error(name, e).object(&map.object).hint("tables created WITHOUT ROWID are not supported by the sqlite connector")
+        sql_error(name, e)
+            .object(&map.object)
+            .hint("tables created WITHOUT ROWID are not supported by the sqlite connector")
     })?;
     let (lo, hi, n): (Option<i64>, Option<i64>, i64) = (row.get(0), row.get(1), row.get(2));
     let (Some(lo), Some(hi)) = (lo, hi) else { return Ok(vec![]) };
@@ -249,7 +308,9 @@ async fn rowid_ranges(name: &str, pool: &SqlitePool, map: &TableMap, parts: usiz
         return Ok(vec![(lo, hi)]);
     }
     let step = ((hi - lo) / parts as i64).max(1);
-    Ok((0..parts as i64).map(|i| (lo + i * step, if i == parts as i64 - 1 { hi } else { lo + (i + 1) * step - 1 })).collect())
+    Ok((0..parts as i64)
+        .map(|i| (lo + i * step, if i == parts as i64 - 1 { hi } else { lo + (i + 1) * step - 1 }))
+        .collect())
 }
 
 /// Tables with at least this many rows are scanned in parallel rowid ranges.
@@ -282,7 +343,11 @@ impl Connector for SqliteConnector {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { read: true, write: true, freeze: true }
+        Capabilities {
+            read: true,
+            write: true,
+            freeze: true,
+        }
     }
 
     fn objects(&self) -> Vec<String> {
@@ -290,7 +355,11 @@ impl Connector for SqliteConnector {
     }
 
     async fn health(&self) -> Result<(), ConnectorError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(|e| sql_error(&self.name, e))
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| sql_error(&self.name, e))
     }
 
     async fn describe(&self) -> Result<Value, ConnectorError> {
@@ -345,7 +414,8 @@ impl Connector for SqliteConnector {
             let scans: Vec<_> = ranges
                 .into_iter()
                 .map(|range| {
-                    let (name, pool, map, tx, filter, binds) = (name.clone(), pool.clone(), map.clone(), tx.clone(), filter.clone(), binds.clone());
+                    let (name, pool, map, tx, filter, binds) =
+                        (name.clone(), pool.clone(), map.clone(), tx.clone(), filter.clone(), binds.clone());
                     tokio::spawn(async move { scan(&name, &pool, &map, &filter, &binds, range, &tx).await })
                 })
                 .collect();
@@ -365,14 +435,20 @@ impl Connector for SqliteConnector {
             let keys: Vec<&String> = batch[start].fields.keys().collect();
             for key in &keys {
                 if map.column(key).is_none() {
-                    return Err(ConnectorError::new(&self.name, format!("table `{}` has no column `{key}`", map.table))
-                        .object(object)
-                        .record(&batch[start].id)
-                        .hint("the record does not fit this table; check the object mapping or restore into the connector it came from"));
+                    return Err(
+                        ConnectorError::new(&self.name, format!("table `{}` has no column `{key}`", map.table))
+                            .object(object)
+                            .record(&batch[start].id)
+                            .hint(
+                                "the record does not fit this table; check the object mapping or restore into the connector it came from",
+                            ),
+                    );
                 }
             }
             if !keys.iter().any(|k| **k == map.id) {
-                return Err(ConnectorError::new(&self.name, format!("record has no `{}` field", map.id)).object(object).record(&batch[start].id));
+                return Err(ConnectorError::new(&self.name, format!("record has no `{}` field", map.id))
+                    .object(object)
+                    .record(&batch[start].id));
             }
             let rows_per_statement = (MAX_PARAMS / keys.len().max(1)).max(1);
             let mut end = start + 1;
@@ -381,8 +457,16 @@ impl Connector for SqliteConnector {
             }
             let cols: Vec<String> = keys.iter().map(|k| quote(k)).collect();
             let placeholders = format!("({})", vec!["?"; keys.len()].join(", "));
-            let updates: Vec<String> = cols.iter().filter(|c| **c != quote(&map.id)).map(|c| format!("{c} = excluded.{c}")).collect();
-            let conflict = if updates.is_empty() { "DO NOTHING".to_string() } else { format!("DO UPDATE SET {}", updates.join(", ")) };
+            let updates: Vec<String> = cols
+                .iter()
+                .filter(|c| **c != quote(&map.id))
+                .map(|c| format!("{c} = excluded.{c}"))
+                .collect();
+            let conflict = if updates.is_empty() {
+                "DO NOTHING".to_string()
+            } else {
+                format!("DO UPDATE SET {}", updates.join(", "))
+            };
             let sql = format!(
                 "INSERT INTO {} ({}) VALUES {} ON CONFLICT({}) {}",
                 quote(&map.table),
@@ -395,7 +479,11 @@ impl Connector for SqliteConnector {
             for record in &batch[start..end] {
                 for (key, value) in &record.fields {
                     let class = map.column(key).map(|c| c.class).unwrap_or(ColumnClass::Any);
-                    let v = values::to_sql(class, value).map_err(|m| ConnectorError::new(&self.name, format!("field `{key}`: {m}")).object(object).record(&record.id))?;
+                    let v = values::to_sql(class, value).map_err(|m| {
+                        ConnectorError::new(&self.name, format!("field `{key}`: {m}"))
+                            .object(object)
+                            .record(&record.id)
+                    })?;
                     query = bind_value(query, v);
                 }
             }
@@ -403,7 +491,10 @@ impl Connector for SqliteConnector {
             start = end;
         }
         tx.commit().await.map_err(err)?;
-        Ok(ApplyOutcome { written: batch.len() as u64, id_map: Vec::new() })
+        Ok(ApplyOutcome {
+            written: batch.len() as u64,
+            id_map: Vec::new(),
+        })
     }
 
     async fn delete(&self, object: &str, ids: &[String]) -> Result<u64, ConnectorError> {
@@ -413,7 +504,12 @@ impl Connector for SqliteConnector {
         let mut tx = self.pool.begin().await.map_err(err)?;
         let mut deleted = 0;
         for part in ids.chunks(MAX_PARAMS) {
-            let sql = format!("DELETE FROM {} WHERE {} IN ({})", quote(&map.table), quote(&map.id), vec!["?"; part.len()].join(", "));
+            let sql = format!(
+                "DELETE FROM {} WHERE {} IN ({})",
+                quote(&map.table),
+                quote(&map.id),
+                vec!["?"; part.len()].join(", ")
+            );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for id in part {
                 let v = values::to_sql(id_class, &Value::String(id.clone())).unwrap_or(SqlValue::Text(id.clone()));

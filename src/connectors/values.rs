@@ -104,7 +104,11 @@ pub fn to_sql(class: ColumnClass, value: &Value) -> Result<SqlValue, String> {
         },
         Value::Object(map) if map.len() == 1 && map.contains_key("$bytes") => {
             let text = map["$bytes"].as_str().ok_or("`$bytes` must be a base64 string")?;
-            SqlValue::Blob(base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| format!("bad base64: {e}"))?)
+            SqlValue::Blob(
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map_err(|e| format!("bad base64: {e}"))?,
+            )
         }
         other => SqlValue::Text(other.to_string()),
     })
@@ -140,7 +144,10 @@ mod tests {
     fn values_round_trip() {
         assert_eq!(from_real(ColumnClass::Decimal, 1234.5), json!("1234.5"));
         assert_eq!(from_integer(ColumnClass::Boolean, 1), json!(true));
-        assert_eq!(from_text(ColumnClass::Timestamp, "2026-01-02 03:04:05".into()), json!("2026-01-02T03:04:05Z"));
+        assert_eq!(
+            from_text(ColumnClass::Timestamp, "2026-01-02 03:04:05".into()),
+            json!("2026-01-02T03:04:05Z")
+        );
         let bytes = from_bytes(&[0, 159, 255]);
         assert_eq!(to_sql(ColumnClass::Binary, &bytes).unwrap(), SqlValue::Blob(vec![0, 159, 255]));
         assert_eq!(to_sql(ColumnClass::Integer, &json!("42")).unwrap(), SqlValue::Integer(42));

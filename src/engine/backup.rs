@@ -16,7 +16,7 @@ use crate::connectors::Connector;
 use crate::digest::{ObjectDigester, root_digest};
 use crate::playbook::model::BackupArgs;
 use crate::record::Record;
-use crate::store::manifest::{Manifest, ObjectEntry, SnapshotKind, MANIFEST_FORMAT};
+use crate::store::manifest::{MANIFEST_FORMAT, Manifest, ObjectEntry, SnapshotKind};
 use crate::store::{Store, WrittenChunk};
 
 /// Uncompressed bytes per chunk, roughly.
@@ -29,11 +29,13 @@ fn estimate(record: &Record) -> usize {
             .fields
             .iter()
             .map(|(k, v)| {
-                k.len() + 4 + match v {
-                    Value::String(s) => s.len() + 2,
-                    Value::Null | Value::Bool(_) | Value::Number(_) => 8,
-                    other => other.to_string().len(),
-                }
+                k.len()
+                    + 4
+                    + match v {
+                        Value::String(s) => s.len() + 2,
+                        Value::Null | Value::Bool(_) | Value::Number(_) => 8,
+                        other => other.to_string().len(),
+                    }
             })
             .sum::<usize>()
 }
@@ -55,7 +57,15 @@ pub async fn write_object(
     let spawn = |store: Store, batch: Vec<Record>| tokio::task::spawn_blocking(move || store.write_chunk(&batch));
     let expected = total.unwrap_or(0) as usize;
     let mut pairs = ObjectDigester::with_capacity(expected + expected / 64, 8);
-    let mut entry = ObjectEntry { count: 0, deleted: 0, digest: Default::default(), raw_bytes: 0, stored_bytes: 0, newest_modified: None, chunks: vec![] };
+    let mut entry = ObjectEntry {
+        count: 0,
+        deleted: 0,
+        digest: Default::default(),
+        raw_bytes: 0,
+        stored_bytes: 0,
+        newest_modified: None,
+        chunks: vec![],
+    };
     // Folds finished chunks into the entry in order, so their partial digests are freed early.
     async fn collect(
         in_flight: &mut VecDeque<tokio::task::JoinHandle<Result<WrittenChunk, crate::store::StoreError>>>,
@@ -97,10 +107,16 @@ pub async fn write_object(
         collect(&mut in_flight, &mut entry, &mut pairs).await?;
     }
     bar.finish();
-    let digest = tokio::task::spawn_blocking(move || pairs.finish()).await.map_err(|e| EngineError::Internal(e.to_string()))?;
+    let digest = tokio::task::spawn_blocking(move || pairs.finish())
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
     if !digest.duplicates.is_empty() {
         return Err(EngineError::Proof {
-            message: format!("connector `{}`, object `{object}`: ids occur more than once: {}", connector.name(), crate::store::verify::preview(&digest.duplicates)),
+            message: format!(
+                "connector `{}`, object `{object}`: ids occur more than once: {}",
+                connector.name(),
+                crate::store::verify::preview(&digest.duplicates)
+            ),
             hint: "the `id` column must be unique; set `id:` on the object to its primary key".into(),
         });
     }
@@ -143,11 +159,22 @@ pub async fn snapshot(
 
 pub async fn run(ctx: &Context, args: &BackupArgs) -> Result<StepOutcome, EngineError> {
     let connector = ctx.connector(&args.from).await?;
-    let objects = args.objects.clone().unwrap_or_else(|| ctx.playbook.connector(&args.from).map(|c| c.object_names().map(str::to_string).collect()).unwrap_or_default());
+    let objects = args.objects.clone().unwrap_or_else(|| {
+        ctx.playbook
+            .connector(&args.from)
+            .map(|c| c.object_names().map(str::to_string).collect())
+            .unwrap_or_default()
+    });
     let manifest = snapshot(ctx, &connector, &objects, SnapshotKind::Full, None).await?;
     let counts: Vec<String> = manifest.objects.iter().map(|(k, v)| format!("{k} {}", v.count)).collect();
     Ok(StepOutcome {
-        summary: format!("snapshot {} of `{}`: {} ({})", manifest.id, args.from, counts.join(", "), manifest.root_digest),
+        summary: format!(
+            "snapshot {} of `{}`: {} ({})",
+            manifest.id,
+            args.from,
+            counts.join(", "),
+            manifest.root_digest
+        ),
         detail: json!({
             "snapshot": manifest.id,
             "connector": args.from,

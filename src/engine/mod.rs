@@ -29,7 +29,9 @@ pub enum EngineError {
     /// A proof failed: the data is not what it should be.
     #[error("{message}\nhint: {hint}")]
     Proof { message: String, hint: String },
-    #[error("step `{step}` is not available in this build yet\nhint: remove it from the phase, or run a phase made of `backup` and `verify` steps")]
+    #[error(
+        "step `{step}` is not available in this build yet\nhint: remove it from the phase, or run a phase made of `backup` and `verify` steps"
+    )]
     Unsupported { step: String },
     #[error("step `{step}` timed out after {after}\nhint: raise the step's `timeout:` or check the connector")]
     Timeout { step: String, after: String },
@@ -58,7 +60,15 @@ pub struct Context {
 impl Context {
     pub fn new(playbook: Playbook, store: Store, journal: Journal, run_id: String, progress: Arc<dyn Progress>) -> Self {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        Context { playbook, store, journal, run_id, progress, threads, connectors: Mutex::new(HashMap::new()) }
+        Context {
+            playbook,
+            store,
+            journal,
+            run_id,
+            progress,
+            threads,
+            connectors: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The named connector, built once per run.
@@ -67,7 +77,10 @@ impl Context {
         if let Some(c) = cache.get(name) {
             return Ok(c.clone());
         }
-        let config = self.playbook.connector(name).ok_or_else(|| EngineError::Internal(format!("connector `{name}` vanished")))?;
+        let config = self
+            .playbook
+            .connector(name)
+            .ok_or_else(|| EngineError::Internal(format!("connector `{name}` vanished")))?;
         let built = connectors::build(config).await?;
         cache.insert(name.into(), built.clone());
         Ok(built)
@@ -120,21 +133,29 @@ async fn run_action(ctx: &Context, step: &Step) -> Result<StepOutcome, EngineErr
     match &step.action {
         Action::Backup(args) => backup::run(ctx, args).await,
         Action::Verify(args) => verify::run(ctx, args).await,
-        _ => Err(EngineError::Unsupported { step: step.action.keyword().into() }),
+        _ => Err(EngineError::Unsupported {
+            step: step.action.keyword().into(),
+        }),
     }
 }
 
 /// Runs a step with its timeout and records it in the journal.
 async fn run_step(ctx: &Context, idx: usize, step: &Step, on_failure: bool) -> StepReport {
     let started = Instant::now();
-    let _ = ctx.journal.start_step(&ctx.run_id, on_failure, idx, &step.name, step.action.keyword()).await;
+    let _ = ctx
+        .journal
+        .start_step(&ctx.run_id, on_failure, idx, &step.name, step.action.keyword())
+        .await;
     tracing::info!(step = %step.name, action = step.action.keyword(), "step started");
     let mut attempt = 0;
     let result = loop {
         let fut = run_action(ctx, step);
         let result = match step.timeout {
             Some(limit) => tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
-                Err(EngineError::Timeout { step: step.name.clone(), after: crate::playbook::duration::format_duration(limit) })
+                Err(EngineError::Timeout {
+                    step: step.name.clone(),
+                    after: crate::playbook::duration::format_duration(limit),
+                })
             }),
             None => fut.await,
         };
@@ -152,7 +173,19 @@ async fn run_step(ctx: &Context, idx: usize, step: &Step, on_failure: bool) -> S
         Ok(o) => ("succeeded", Some(o.summary.clone()), Some(o.detail.clone()), None),
         Err(e) => ("failed", None, None, Some(e.to_string())),
     };
-    let _ = ctx.journal.finish_step(&ctx.run_id, on_failure, idx, status, elapsed, summary.as_deref(), detail.as_ref(), error.as_deref()).await;
+    let _ = ctx
+        .journal
+        .finish_step(
+            &ctx.run_id,
+            on_failure,
+            idx,
+            status,
+            elapsed,
+            summary.as_deref(),
+            detail.as_ref(),
+            error.as_deref(),
+        )
+        .await;
     match &result {
         Ok(o) => tracing::info!(step = %step.name, duration_ms = elapsed.as_millis() as u64, "{}", o.summary),
         Err(e) => tracing::error!(step = %step.name, "{e}"),
@@ -223,6 +256,15 @@ pub async fn execute_phase(ctx: &Context, phase: &str) -> Result<RunSummary, Eng
         }
     }
     heartbeat.abort();
-    ctx.journal.finish_run(&ctx.run_id, status.as_str(), failure.as_deref(), crate::journal::peak_rss()).await?;
-    Ok(RunSummary { run_id: ctx.run_id.clone(), phase: phase.into(), status, duration_ms: started.elapsed().as_millis(), steps: reports, error: failure })
+    ctx.journal
+        .finish_run(&ctx.run_id, status.as_str(), failure.as_deref(), crate::journal::peak_rss())
+        .await?;
+    Ok(RunSummary {
+        run_id: ctx.run_id.clone(),
+        phase: phase.into(),
+        status,
+        duration_ms: started.elapsed().as_millis(),
+        steps: reports,
+        error: failure,
+    })
 }

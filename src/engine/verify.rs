@@ -34,12 +34,19 @@ pub async fn live_pairs(connector: &dyn Connector, object: &str) -> Result<Objec
 }
 
 /// Compares each object of `manifest` with the live connector.
-pub async fn compare_live(ctx: &Context, connector: &dyn Connector, manifest: &Manifest, objects: &[String]) -> Result<Vec<(String, RecordDiff)>, EngineError> {
+pub async fn compare_live(
+    ctx: &Context,
+    connector: &dyn Connector,
+    manifest: &Manifest,
+    objects: &[String],
+) -> Result<Vec<(String, RecordDiff)>, EngineError> {
     let mut out = Vec::new();
     for object in objects {
         let store = ctx.store.clone();
         let (m, o) = (manifest.clone(), object.clone());
-        let snapshot = tokio::task::spawn_blocking(move || store.object_pairs(&m, &o)).await.map_err(|e| EngineError::Internal(e.to_string()))??;
+        let snapshot = tokio::task::spawn_blocking(move || store.object_pairs(&m, &o))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
         let live = live_pairs(connector, object).await?;
         out.push((object.clone(), diff(&snapshot, &live)));
     }
@@ -69,19 +76,32 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<StepOutcome, Engine
         let lines = describe_diffs(&diffs);
         if !lines.is_empty() {
             return Err(EngineError::Proof {
-                message: format!("connector `{name}` differs from snapshot {}:\n  {}", manifest.id, lines.join("\n  ")),
-                hint: format!("restore the snapshot (`restore: {{ to: {name}, snapshot: {} }}`) or take a new backup", manifest.id),
+                message: format!(
+                    "connector `{name}` differs from snapshot {}:\n  {}",
+                    manifest.id,
+                    lines.join("\n  ")
+                ),
+                hint: format!(
+                    "restore the snapshot (`restore: {{ to: {name}, snapshot: {} }}`) or take a new backup",
+                    manifest.id
+                ),
             });
         }
         return Ok(StepOutcome {
-            summary: format!("connector `{name}` equals snapshot {} ({} records)", manifest.id, manifest.total_records()),
+            summary: format!(
+                "connector `{name}` equals snapshot {} ({} records)",
+                manifest.id,
+                manifest.total_records()
+            ),
             detail: json!({"connector": name, "snapshot": manifest.id, "root_digest": manifest.root_digest, "equal": true}),
         });
     }
     let reference = args.snapshot.as_deref().unwrap_or("latest");
     let manifest = ctx.store.resolve(reference, None)?;
     let (store, m, threads) = (ctx.store.clone(), manifest.clone(), ctx.threads);
-    let report = tokio::task::spawn_blocking(move || verify_snapshot(&store, &m, threads)).await.map_err(|e| EngineError::Internal(e.to_string()))?;
+    let report = tokio::task::spawn_blocking(move || verify_snapshot(&store, &m, threads))
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
     if !report.findings.is_empty() {
         let lines: Vec<String> = report.findings.iter().map(ToString::to_string).collect();
         return Err(EngineError::Proof {
@@ -90,7 +110,10 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<StepOutcome, Engine
         });
     }
     Ok(StepOutcome {
-        summary: format!("snapshot {} verified: {} records, {}", manifest.id, report.records, manifest.root_digest),
+        summary: format!(
+            "snapshot {} verified: {} records, {}",
+            manifest.id, report.records, manifest.root_digest
+        ),
         detail: json!({"snapshot": manifest.id, "records": report.records, "root_digest": manifest.root_digest, "findings": 0}),
     })
 }

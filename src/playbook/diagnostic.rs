@@ -14,7 +14,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(line: u64, column: u64, message: impl Into<String>) -> Self {
-        Diagnostic { line, column, message: message.into(), hint: None }
+        Diagnostic {
+            line,
+            column,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn at(location: serde_saphyr::Location, message: impl Into<String>) -> Self {
@@ -46,7 +51,11 @@ impl fmt::Display for PlaybookErrors {
             if let Some(text) = lines.get((d.line as usize).wrapping_sub(1)) {
                 let number = d.line.to_string();
                 writeln!(f, "{} | {}", number, text)?;
-                let pad: String = text.chars().take((d.column as usize).saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+                let pad: String = text
+                    .chars()
+                    .take((d.column as usize).saturating_sub(1))
+                    .map(|c| if c == '\t' { '\t' } else { ' ' })
+                    .collect();
                 writeln!(f, "{} | {}^", " ".repeat(number.len()), pad)?;
             }
             if let Some(hint) = &d.hint {
@@ -95,7 +104,11 @@ pub fn suggest<'a>(word: &str, what: &str, candidates: impl IntoIterator<Item = 
         Some(best) => format!("did you mean `{best}`?"),
         None => {
             let all: Vec<String> = candidates.into_iter().map(|c| format!("`{c}`")).collect();
-            if all.is_empty() { format!("no {what} is defined") } else { format!("valid {what}s: {}", all.join(", ")) }
+            if all.is_empty() {
+                format!("no {what} is defined")
+            } else {
+                format!("valid {what}s: {}", all.join(", "))
+            }
         }
     }
 }

@@ -12,7 +12,11 @@ fn options() -> serde_saphyr::Options {
 
 /// Parses `text` (the contents of `path`), or returns located errors.
 pub fn parse(path: &Path, text: &str) -> Result<PlaybookSpec, PlaybookErrors> {
-    let fail = |d: Diagnostic| PlaybookErrors { path: path.into(), source_text: text.into(), diagnostics: vec![d] };
+    let fail = |d: Diagnostic| PlaybookErrors {
+        path: path.into(),
+        source_text: text.into(),
+        diagnostics: vec![d],
+    };
     if text.trim().is_empty() {
         return Err(fail(
             Diagnostic::new(1, 1, "the playbook is empty").hint("`rollback init` writes a starter playbook to copy from"),
@@ -44,13 +48,19 @@ fn diagnose(error: &serde_saphyr::Error) -> Diagnostic {
     }
     if let Some(key) = message.strip_prefix("duplicate mapping key: ") {
         let key = key.split(", set DuplicateKeyPolicy").next().unwrap_or(key);
-        return Diagnostic { message: format!("duplicate key `{key}`"), ..d }
-            .hint("each name may appear only once in a mapping; rename or remove one of them");
+        return Diagnostic {
+            message: format!("duplicate key `{key}`"),
+            ..d
+        }
+        .hint("each name may appear only once in a mapping; rename or remove one of them");
     }
     if let Some(field) = message.strip_prefix("missing field `") {
         let field = field.trim_end_matches('`');
-        return Diagnostic { message: format!("missing required key `{field}`"), ..d }
-            .hint(format!("add `{field}:` here (see the playbook reference in the README)"));
+        return Diagnostic {
+            message: format!("missing required key `{field}`"),
+            ..d
+        }
+        .hint(format!("add `{field}:` here (see the playbook reference in the README)"));
     }
     if message.contains("budget") || message.contains("alias") {
         return d.hint("the document expands beyond the parser's limits (alias bomb?); write the values out");

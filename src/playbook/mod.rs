@@ -161,17 +161,63 @@ impl Playbook {
         let spec = load::parse(path, &text)?;
         let diagnostics = validate::validate(&spec, path);
         if !diagnostics.is_empty() {
-            return Err(PlaybookErrors { path: path.into(), source_text: text, diagnostics }.into());
+            return Err(PlaybookErrors {
+                path: path.into(),
+                source_text: text,
+                diagnostics,
+            }
+            .into());
         }
         if let Some(env) = environment.filter(|e| !spec.environments.contains_key(*e)) {
             let hint = diagnostic::suggest(env, "environment", spec.environments.keys().map(String::as_str));
-            return Err(PlaybookError::UnknownEnvironment { name: env.into(), path: path.into(), hint });
+            return Err(PlaybookError::UnknownEnvironment {
+                name: env.into(),
+                path: path.into(),
+                hint,
+            });
         }
         Ok(resolve(path, &text, spec, environment))
     }
 
     pub fn connector(&self, name: &str) -> Option<&ConnectorConfig> {
         self.connectors.get(name)
+    }
+
+    /// Connectors that `phase` (and `on_failure`) use, in first-use order.
+    pub fn phase_connectors(&self, phase: &str) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        let steps = self.phases.get(phase).into_iter().flatten().chain(&self.on_failure);
+        for step in steps {
+            let used: Vec<&str> = match &step.action {
+                Action::Backup(a) => vec![&a.from],
+                Action::Verify(a) => a.connector.as_deref().into_iter().collect(),
+                Action::Freeze(a) | Action::Unfreeze(a) => vec![&a.connector],
+                Action::ExportDelta(a) => vec![&a.from],
+                Action::Restore(a) => vec![&a.to],
+                Action::Notify(_) | Action::Check(_) | Action::Pause(_) => vec![],
+            };
+            for name in used {
+                if !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+        }
+        out
+    }
+
+    /// Resolves every secret reference of the named connectors, without keeping the values;
+    /// returns one message per reference that does not resolve.
+    pub fn missing_secrets(&self, connectors: &[&str]) -> Vec<String> {
+        let mut problems = Vec::new();
+        for name in connectors {
+            let Some(c) = self.connectors.get(*name) else { continue };
+            for (key, value) in validate::secret_fields(&c.spec) {
+                if let Err(e) = secret::Secret(value.to_string()).resolve(&self.dir) {
+                    problems.push(format!("connector `{name}`, key `{key}`: {e}"));
+                }
+            }
+        }
+        problems
     }
 }
 
@@ -180,12 +226,34 @@ impl Playbook {
 pub fn merge_connector(base: &ConnectorSpec, patch: &ConnectorSpec) -> ConnectorSpec {
     let mut merged = base.clone();
     if patch.kind.is_some() && patch.kind != base.kind {
-        merged = ConnectorSpec { objects: base.objects.clone(), ..ConnectorSpec::default() };
+        merged = ConnectorSpec {
+            objects: base.objects.clone(),
+            ..ConnectorSpec::default()
+        };
     }
     macro_rules! take {
         ($($field:ident),*) => { $( if patch.$field.is_some() { merged.$field = patch.$field.clone(); } )* };
     }
-    take!(kind, path, url, base_url, token, instance_url, username, password, client_id, client_secret, api_version, format, tls, objects, freeze, sandbox, batch_size, concurrency);
+    take!(
+        kind,
+        path,
+        url,
+        base_url,
+        token,
+        instance_url,
+        username,
+        password,
+        client_id,
+        client_secret,
+        api_version,
+        format,
+        tls,
+        objects,
+        freeze,
+        sandbox,
+        batch_size,
+        concurrency
+    );
     merged
 }
 
@@ -201,13 +269,29 @@ fn resolve(path: &Path, text: &str, spec: PlaybookSpec, environment: Option<&str
                 Some(patch) => merge_connector(&c.value, &patch.value),
                 None => c.value.clone(),
             };
-            let kind = merged.kind.as_deref().and_then(ConnectorKind::parse).unwrap_or(ConnectorKind::Files);
+            let kind = merged
+                .kind
+                .as_deref()
+                .and_then(ConnectorKind::parse)
+                .unwrap_or(ConnectorKind::Files);
             let objects = merged.objects.clone().unwrap_or_default().0;
-            (name.clone(), ConnectorConfig { name: name.clone(), kind, objects, spec: merged, base_dir: dir.clone() })
+            (
+                name.clone(),
+                ConnectorConfig {
+                    name: name.clone(),
+                    kind,
+                    objects,
+                    spec: merged,
+                    base_dir: dir.clone(),
+                },
+            )
         })
         .collect();
-    let mut channels: BTreeMap<String, ChannelSpec> =
-        spec.notify.iter().flat_map(|n| n.channels.iter().map(|(k, v)| (k.clone(), v.value.clone()))).collect();
+    let mut channels: BTreeMap<String, ChannelSpec> = spec
+        .notify
+        .iter()
+        .flat_map(|n| n.channels.iter().map(|(k, v)| (k.clone(), v.value.clone())))
+        .collect();
     if let Some(env) = env {
         for (name, patch) in &env.value.channels {
             let entry = channels.entry(name.clone()).or_default();
@@ -227,7 +311,11 @@ fn resolve(path: &Path, text: &str, spec: PlaybookSpec, environment: Option<&str
         hash: sha256(text.as_bytes()),
         environment: environment.map(str::to_string),
         cutover: spec.cutover.as_ref().and_then(|c| crate::record::parse_time(&c.value)),
-        rto: spec.objectives.as_ref().and_then(|o| o.rto.as_ref()).and_then(|r| duration::parse_duration(&r.value)),
+        rto: spec
+            .objectives
+            .as_ref()
+            .and_then(|o| o.rto.as_ref())
+            .and_then(|r| duration::parse_duration(&r.value)),
         store_path: dir.join(store.path.as_deref().unwrap_or(".rollback")),
         compression_level: store.level.map(|l| l.value).unwrap_or(1),
         connectors,
@@ -246,15 +334,33 @@ fn resolve(path: &Path, text: &str, spec: PlaybookSpec, environment: Option<&str
 /// The step's one action (validation guarantees there is exactly one).
 pub fn step_action(spec: &StepSpec) -> Vec<Action> {
     let mut out = Vec::new();
-    if let Some(a) = &spec.backup { out.push(Action::Backup(a.clone())) }
-    if let Some(a) = &spec.verify { out.push(Action::Verify(a.clone())) }
-    if let Some(a) = &spec.freeze { out.push(Action::Freeze(a.clone())) }
-    if let Some(a) = &spec.unfreeze { out.push(Action::Unfreeze(a.clone())) }
-    if let Some(a) = &spec.export_delta { out.push(Action::ExportDelta(a.clone())) }
-    if let Some(a) = &spec.restore { out.push(Action::Restore(a.clone())) }
-    if let Some(a) = &spec.notify { out.push(Action::Notify(a.clone())) }
-    if let Some(a) = &spec.check { out.push(Action::Check(a.clone())) }
-    if let Some(a) = &spec.pause { out.push(Action::Pause(a.clone())) }
+    if let Some(a) = &spec.backup {
+        out.push(Action::Backup(a.clone()))
+    }
+    if let Some(a) = &spec.verify {
+        out.push(Action::Verify(a.clone()))
+    }
+    if let Some(a) = &spec.freeze {
+        out.push(Action::Freeze(a.clone()))
+    }
+    if let Some(a) = &spec.unfreeze {
+        out.push(Action::Unfreeze(a.clone()))
+    }
+    if let Some(a) = &spec.export_delta {
+        out.push(Action::ExportDelta(a.clone()))
+    }
+    if let Some(a) = &spec.restore {
+        out.push(Action::Restore(a.clone()))
+    }
+    if let Some(a) = &spec.notify {
+        out.push(Action::Notify(a.clone()))
+    }
+    if let Some(a) = &spec.check {
+        out.push(Action::Check(a.clone()))
+    }
+    if let Some(a) = &spec.pause {
+        out.push(Action::Pause(a.clone()))
+    }
     out
 }
 

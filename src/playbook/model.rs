@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
 #[derive(Debug, Deserialize)]
@@ -229,8 +229,17 @@ pub struct StepSpec {
 }
 
 /// The action keys a step may have, in the order they are documented.
-pub const ACTIONS: [&str; 9] =
-    ["backup", "verify", "freeze", "unfreeze", "export_delta", "restore", "notify", "check", "pause"];
+pub const ACTIONS: [&str; 9] = [
+    "backup",
+    "verify",
+    "freeze",
+    "unfreeze",
+    "export_delta",
+    "restore",
+    "notify",
+    "check",
+    "pause",
+];
 
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]

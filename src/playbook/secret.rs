@@ -12,7 +12,9 @@ use thiserror::Error;
 pub enum SecretError {
     #[error("environment variable `{0}` is not set\nhint: export {0}=... before running, or change the reference in the playbook")]
     MissingEnv(String),
-    #[error("secret file `{path}` cannot be read: {message}\nhint: check the path (relative paths start at the playbook's folder) and its permissions")]
+    #[error(
+        "secret file `{path}` cannot be read: {message}\nhint: check the path (relative paths start at the playbook's folder) and its permissions"
+    )]
     MissingFile { path: String, message: String },
     #[error("`{0}` is not a valid reference\nhint: write `${{env:NAME}}` or `${{file:PATH}}`")]
     Malformed(String),
@@ -40,12 +42,13 @@ pub fn references(text: &str) -> Result<Vec<(std::ops::Range<usize>, Reference<'
     let mut out = Vec::new();
     let mut from = 0;
     while let Some(start) = text[from..].find("${").map(|i| i + from) {
-        let end = text[start..].find('}').map(|i| i + start).ok_or_else(|| SecretError::Malformed(text[start..].into()))?;
+        let end = text[start..]
+            .find('}')
+            .map(|i| i + start)
+            .ok_or_else(|| SecretError::Malformed(text[start..].into()))?;
         let inner = &text[start + 2..end];
         let reference = match inner.split_once(':') {
-            Some(("env", name)) if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
-                Reference::Env(name)
-            }
+            Some(("env", name)) if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => Reference::Env(name),
             Some(("file", path)) if !path.is_empty() => Reference::File(path),
             _ => return Err(SecretError::Malformed(text[start..=end].into())),
         };
@@ -101,8 +104,17 @@ mod tests {
         assert_eq!(s.resolve(dir.path()).unwrap(), "postgres://u:s3cret@h/rollback");
         let missing = Secret("${env:ROLLBACK_TEST_SURELY_UNSET}".into()).resolve(dir.path()).unwrap_err();
         assert_eq!(missing, SecretError::MissingEnv("ROLLBACK_TEST_SURELY_UNSET".into()));
-        assert!(matches!(Secret("${file:nope}".into()).resolve(dir.path()), Err(SecretError::MissingFile { .. })));
-        assert!(matches!(Secret("${vault:x}".into()).resolve(dir.path()), Err(SecretError::Malformed(_))));
-        assert!(matches!(Secret("${env:X".into()).resolve(dir.path()), Err(SecretError::Malformed(_))));
+        assert!(matches!(
+            Secret("${file:nope}".into()).resolve(dir.path()),
+            Err(SecretError::MissingFile { .. })
+        ));
+        assert!(matches!(
+            Secret("${vault:x}".into()).resolve(dir.path()),
+            Err(SecretError::Malformed(_))
+        ));
+        assert!(matches!(
+            Secret("${env:X".into()).resolve(dir.path()),
+            Err(SecretError::Malformed(_))
+        ));
     }
 }

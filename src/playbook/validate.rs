@@ -20,10 +20,30 @@ fn keys_for(kind: ConnectorKind) -> (&'static [&'static str], &'static [&'static
     match kind {
         Sqlite => (&["path", "objects", "freeze", "batch_size", "concurrency"], &["path", "objects"]),
         Files => (&["path", "format", "objects", "freeze", "batch_size"], &["path", "objects"]),
-        Postgres | Mysql => (&["url", "tls", "objects", "freeze", "batch_size", "concurrency", "sandbox"], &["url", "objects"]),
-        Hubspot => (&["base_url", "token", "objects", "freeze", "sandbox", "batch_size", "concurrency"], &["token", "objects"]),
+        Postgres | Mysql => (
+            &["url", "tls", "objects", "freeze", "batch_size", "concurrency", "sandbox"],
+            &["url", "objects"],
+        ),
+        Hubspot => (
+            &["base_url", "token", "objects", "freeze", "sandbox", "batch_size", "concurrency"],
+            &["token", "objects"],
+        ),
         Salesforce => (
-            &["instance_url", "base_url", "token", "username", "password", "client_id", "client_secret", "api_version", "objects", "freeze", "sandbox", "batch_size", "concurrency"],
+            &[
+                "instance_url",
+                "base_url",
+                "token",
+                "username",
+                "password",
+                "client_id",
+                "client_secret",
+                "api_version",
+                "objects",
+                "freeze",
+                "sandbox",
+                "batch_size",
+                "concurrency",
+            ],
             &["objects"],
         ),
     }
@@ -45,14 +65,42 @@ pub fn freeze_methods(kind: ConnectorKind) -> &'static [&'static str] {
 fn present_keys(c: &ConnectorSpec) -> Vec<&'static str> {
     let mut keys = Vec::new();
     macro_rules! check { ($($f:ident),*) => { $( if c.$f.is_some() { keys.push(stringify!($f)); } )* }; }
-    check!(path, url, base_url, token, instance_url, username, password, client_id, client_secret, api_version, format, tls, objects, freeze, sandbox, batch_size, concurrency);
+    check!(
+        path,
+        url,
+        base_url,
+        token,
+        instance_url,
+        username,
+        password,
+        client_id,
+        client_secret,
+        api_version,
+        format,
+        tls,
+        objects,
+        freeze,
+        sandbox,
+        batch_size,
+        concurrency
+    );
     keys
 }
 
-fn secret_fields(c: &ConnectorSpec) -> Vec<(&'static str, &str)> {
+pub fn secret_fields(c: &ConnectorSpec) -> Vec<(&'static str, &str)> {
     let mut out = Vec::new();
     macro_rules! check { ($($f:ident),*) => { $( if let Some(v) = &c.$f { out.push((stringify!($f), v.as_str())); } )* }; }
-    check!(path, url, base_url, token, instance_url, username, password, client_id, client_secret);
+    check!(
+        path,
+        url,
+        base_url,
+        token,
+        instance_url,
+        username,
+        password,
+        client_id,
+        client_secret
+    );
     out
 }
 
@@ -65,7 +113,11 @@ struct Checker<'a> {
 /// Checks `spec` (read from `path`) and returns every problem found.
 pub fn validate(spec: &PlaybookSpec, path: &Path) -> Vec<Diagnostic> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut c = Checker { spec, dir, out: Vec::new() };
+    let mut c = Checker {
+        spec,
+        dir,
+        out: Vec::new(),
+    };
     c.top_level();
     for (name, connector) in &spec.connectors {
         c.connector(name, &connector.value, connector.referenced, None);
@@ -76,11 +128,13 @@ pub fn validate(spec: &PlaybookSpec, path: &Path) -> Vec<Diagnostic> {
     c.notify();
     c.criteria();
     if spec.phases.is_empty() {
-        c.out.push(Diagnostic::new(1, 1, "the playbook has no phases").hint("add `phases:` with at least a `backup` phase"));
+        c.out
+            .push(Diagnostic::new(1, 1, "the playbook has no phases").hint("add `phases:` with at least a `backup` phase"));
     }
     for (name, steps) in &spec.phases {
         if steps.value.is_empty() {
-            c.out.push(Diagnostic::at(steps.referenced, format!("phase `{name}` has no steps")).hint("add steps or remove the phase"));
+            c.out
+                .push(Diagnostic::at(steps.referenced, format!("phase `{name}` has no steps")).hint("add steps or remove the phase"));
         }
         c.steps(&format!("phase `{name}`"), &steps.value);
     }
@@ -97,22 +151,38 @@ impl Checker<'_> {
     fn top_level(&mut self) {
         let s = self.spec;
         if s.version.value != 1 {
-            self.push(s.version.referenced, format!("playbook format version {} is not supported", s.version.value), "this build reads `version: 1`");
+            self.push(
+                s.version.referenced,
+                format!("playbook format version {} is not supported", s.version.value),
+                "this build reads `version: 1`",
+            );
         }
         if s.name.value.trim().is_empty() {
-            self.push(s.name.referenced, "the playbook `name` is empty".into(), "name the migration, e.g. `acme-legacy-to-hubspot`");
+            self.push(
+                s.name.referenced,
+                "the playbook `name` is empty".into(),
+                "name the migration, e.g. `acme-legacy-to-hubspot`",
+            );
         }
         if let Some(cutover) = &s.cutover
             && crate::record::parse_time(&cutover.value).is_none()
         {
-            self.push(cutover.referenced, format!("`cutover` is not a timestamp: `{}`", cutover.value), "write RFC 3339, e.g. `2026-11-20T22:00:00Z`");
+            self.push(
+                cutover.referenced,
+                format!("`cutover` is not a timestamp: `{}`", cutover.value),
+                "write RFC 3339, e.g. `2026-11-20T22:00:00Z`",
+            );
         }
         if let Some(o) = &s.objectives {
             for (key, value) in [("rto", &o.rto), ("rpo", &o.rpo)] {
                 if let Some(v) = value
                     && parse_duration(&v.value).is_none()
                 {
-                    self.push(v.referenced, format!("`{key}` is not a duration: `{}`", v.value), "write e.g. `4h`, `90m`, `1h30m`");
+                    self.push(
+                        v.referenced,
+                        format!("`{key}` is not a duration: `{}`", v.value),
+                        "write e.g. `4h`, `90m`, `1h30m`",
+                    );
                 }
             }
         }
@@ -120,12 +190,20 @@ impl Checker<'_> {
             if let Some(c) = &store.compression
                 && c.value != "zstd"
             {
-                self.push(c.referenced, format!("unknown compression `{}`", c.value), "the store supports `zstd`");
+                self.push(
+                    c.referenced,
+                    format!("unknown compression `{}`", c.value),
+                    "the store supports `zstd`",
+                );
             }
             if let Some(l) = &store.level
                 && !(1..=19).contains(&l.value)
             {
-                self.push(l.referenced, format!("compression level {} is out of range", l.value), "use 1 (fastest, the default) to 19 (smallest)");
+                self.push(
+                    l.referenced,
+                    format!("compression level {} is out of range", l.value),
+                    "use 1 (fastest, the default) to 19 (smallest)",
+                );
             }
         }
     }
@@ -136,7 +214,11 @@ impl Checker<'_> {
             None => format!("connector `{name}`"),
         };
         let Some(kind_text) = &c.kind else {
-            self.push(at, format!("{whose} has no `type`"), "add `type:` (sqlite, files, postgres, mysql, hubspot, salesforce)");
+            self.push(
+                at,
+                format!("{whose} has no `type`"),
+                "add `type:` (sqlite, files, postgres, mysql, hubspot, salesforce)",
+            );
             return;
         };
         let Some(kind) = ConnectorKind::parse(kind_text) else {
@@ -153,15 +235,30 @@ impl Checker<'_> {
         }
         for key in required {
             if !present_keys(c).contains(key) {
-                self.push(at, format!("{whose} of type `{kind_text}` needs `{key}`"), format!("add `{key}:` to the connector"));
+                self.push(
+                    at,
+                    format!("{whose} of type `{kind_text}` needs `{key}`"),
+                    format!("add `{key}:` to the connector"),
+                );
             }
         }
         if kind == ConnectorKind::Salesforce && c.token.is_none() && c.client_id.is_none() {
-            self.push(at, format!("{whose} needs `token` or `client_id`/`client_secret`"), "add `token: ${env:SALESFORCE_TOKEN}`");
+            self.push(
+                at,
+                format!("{whose} needs `token` or `client_id`/`client_secret`"),
+                "add `token: ${env:SALESFORCE_TOKEN}`",
+            );
         }
         for (key, value) in secret_fields(c) {
             if let Err(e) = super::secret::references(value) {
-                self.push(at, format!("{whose}: `{key}` has a bad reference: {}", e.to_string().lines().next().unwrap_or("")), "write `${env:NAME}` or `${file:PATH}`");
+                self.push(
+                    at,
+                    format!(
+                        "{whose}: `{key}` has a bad reference: {}",
+                        e.to_string().lines().next().unwrap_or("")
+                    ),
+                    "write `${env:NAME}` or `${file:PATH}`",
+                );
             }
         }
         if let Some(format) = &c.format
@@ -172,18 +269,30 @@ impl Checker<'_> {
         if let Some(objects) = &c.objects
             && objects.0.is_empty()
         {
-            self.push(at, format!("{whose} lists no objects"), "name at least one object (table, file or CRM object type)");
+            self.push(
+                at,
+                format!("{whose} lists no objects"),
+                "name at least one object (table, file or CRM object type)",
+            );
         }
         if let Some(method) = c.freeze.as_ref().and_then(|f| f.method.as_deref()) {
             let methods = freeze_methods(kind);
             if !methods.contains(&method) {
-                self.push(at, format!("{whose}: freeze method `{method}` is not available for `{kind_text}`"), suggest(method, "method", methods.iter().copied()));
+                self.push(
+                    at,
+                    format!("{whose}: freeze method `{method}` is not available for `{kind_text}`"),
+                    suggest(method, "method", methods.iter().copied()),
+                );
             }
         }
         if let Some(sandbox) = &c.sandbox
             && !["hubspot", "salesforce"].contains(&sandbox.flavor.as_str())
         {
-            self.push(at, format!("{whose}: unknown sandbox flavor `{}`", sandbox.flavor), "use `hubspot` or `salesforce`");
+            self.push(
+                at,
+                format!("{whose}: unknown sandbox flavor `{}`", sandbox.flavor),
+                "use `hubspot` or `salesforce`",
+            );
         }
     }
 
@@ -192,7 +301,11 @@ impl Checker<'_> {
             match self.spec.connectors.get(name) {
                 None => {
                     let hint = suggest(name, "connector", self.spec.connectors.keys().map(String::as_str));
-                    self.push(patch.referenced, format!("environment `{env_name}` overrides unknown connector `{name}`"), hint);
+                    self.push(
+                        patch.referenced,
+                        format!("environment `{env_name}` overrides unknown connector `{name}`"),
+                        hint,
+                    );
                 }
                 Some(base) => {
                     let merged = merge_connector(&base.value, &patch.value);
@@ -204,7 +317,11 @@ impl Checker<'_> {
         for (name, patch) in &env.value.channels {
             if !channels.is_some_and(|c| c.contains_key(name)) {
                 let hint = suggest(name, "channel", channels.into_iter().flat_map(|c| c.keys().map(String::as_str)));
-                self.push(patch.referenced, format!("environment `{env_name}` overrides unknown channel `{name}`"), hint);
+                self.push(
+                    patch.referenced,
+                    format!("environment `{env_name}` overrides unknown channel `{name}`"),
+                    hint,
+                );
             }
         }
     }
@@ -215,31 +332,59 @@ impl Checker<'_> {
             let c = &channel.value;
             let at = channel.referenced;
             match c.kind.as_deref() {
-                Some("file") if c.path.is_none() => self.push(at, format!("channel `{name}` of type `file` needs `path`"), "add `path: notifications.log`"),
-                Some("webhook") if c.url.is_none() => self.push(at, format!("channel `{name}` of type `webhook` needs `url`"), "add `url: ${env:TEAM_WEBHOOK_URL}`"),
+                Some("file") if c.path.is_none() => self.push(
+                    at,
+                    format!("channel `{name}` of type `file` needs `path`"),
+                    "add `path: notifications.log`",
+                ),
+                Some("webhook") if c.url.is_none() => self.push(
+                    at,
+                    format!("channel `{name}` of type `webhook` needs `url`"),
+                    "add `url: ${env:TEAM_WEBHOOK_URL}`",
+                ),
                 Some("file" | "webhook") => {}
-                Some(other) => self.push(at, format!("channel `{name}` has unknown type `{other}`"), suggest(other, "type", ["file", "webhook"])),
+                Some(other) => self.push(
+                    at,
+                    format!("channel `{name}` has unknown type `{other}`"),
+                    suggest(other, "type", ["file", "webhook"]),
+                ),
                 None => self.push(at, format!("channel `{name}` has no `type`"), "add `type: webhook` or `type: file`"),
             }
             if let Some(format) = &c.format
                 && !["json", "slack", "teams", "text"].contains(&format.as_str())
             {
-                self.push(at, format!("channel `{name}`: unknown format `{format}`"), suggest(format, "format", ["json", "slack", "teams", "text"]));
+                self.push(
+                    at,
+                    format!("channel `{name}`: unknown format `{format}`"),
+                    suggest(format, "format", ["json", "slack", "teams", "text"]),
+                );
             }
             if let Some(t) = &c.timeout
                 && parse_duration(t).is_none()
             {
-                self.push(at, format!("channel `{name}`: `timeout` is not a duration: `{t}`"), "write e.g. `10s`");
+                self.push(
+                    at,
+                    format!("channel `{name}`: `timeout` is not a duration: `{t}`"),
+                    "write e.g. `10s`",
+                );
             }
             if let Some(url) = &c.url
                 && let Err(e) = super::secret::references(url)
             {
-                self.push(at, format!("channel `{name}`: {}", e.to_string().lines().next().unwrap_or("")), "write `${env:NAME}` or `${file:PATH}`");
+                self.push(
+                    at,
+                    format!("channel `{name}`: {}", e.to_string().lines().next().unwrap_or("")),
+                    "write `${env:NAME}` or `${file:PATH}`",
+                );
             }
         }
         for (name, file) in &notify.templates {
             if !self.dir.join(&file.value).is_file() {
-                self.push(file.referenced, format!("template `{name}` file `{}` does not exist", file.value), "paths are relative to the playbook's folder");
+                self.push(
+                    file.referenced,
+                    format!("template `{name}` file `{}` does not exist", file.value),
+                    "paths are relative to the playbook's folder",
+                );
             }
         }
     }
@@ -248,7 +393,11 @@ impl Checker<'_> {
         let Some(c) = self.spec.connectors.get(connector) else { return };
         let names: Vec<&str> = c.value.objects.iter().flat_map(|o| o.0.iter().map(|(n, _)| n.as_str())).collect();
         if !names.contains(&object) {
-            self.push(at, format!("{what}: connector `{connector}` has no object `{object}`"), suggest(object, "object", names.iter().copied()));
+            self.push(
+                at,
+                format!("{what}: connector `{connector}` has no object `{object}`"),
+                suggest(object, "object", names.iter().copied()),
+            );
         }
     }
 
@@ -267,12 +416,20 @@ impl Checker<'_> {
             let c = &criterion.value;
             let at = criterion.referenced;
             if !seen.insert(c.name.clone()) {
-                self.push(at, format!("criterion `{}` is defined twice", c.name), "give each criterion its own name");
+                self.push(
+                    at,
+                    format!("criterion `{}` is defined twice", c.name),
+                    "give each criterion its own name",
+                );
             }
             let m = &c.metric;
             let n = usize::from(m.count_drop.is_some()) + usize::from(m.http_status.is_some()) + usize::from(m.count.is_some());
             if n != 1 {
-                self.push(at, format!("criterion `{}` needs exactly one metric", c.name), "use one of `count_drop`, `count`, `http_status`");
+                self.push(
+                    at,
+                    format!("criterion `{}` needs exactly one metric", c.name),
+                    "use one of `count_drop`, `count`, `http_status`",
+                );
             }
             let what = format!("criterion `{}`", c.name);
             if let Some(d) = &m.count_drop
@@ -289,7 +446,11 @@ impl Checker<'_> {
                 if let Some(v) = v
                     && v.trim_end_matches('%').trim().parse::<f64>().is_err()
                 {
-                    self.push(at, format!("{what}: `{key}` is not a number or percentage: `{v}`"), "write e.g. `0.5%` or `100`");
+                    self.push(
+                        at,
+                        format!("{what}: `{key}` is not a number or percentage: `{v}`"),
+                        "write e.g. `0.5%` or `100`",
+                    );
                 }
             }
         }
@@ -303,19 +464,31 @@ impl Checker<'_> {
             let action = match actions.as_slice() {
                 [one] => one,
                 [] => {
-                    self.push(at, format!("a step in {whose} has no action"), format!("give it one of: {}", ACTIONS.join(", ")));
+                    self.push(
+                        at,
+                        format!("a step in {whose} has no action"),
+                        format!("give it one of: {}", ACTIONS.join(", ")),
+                    );
                     continue;
                 }
                 many => {
                     let keys: Vec<&str> = many.iter().map(Action::keyword).collect();
-                    self.push(at, format!("a step in {whose} has several actions: {}", keys.join(", ")), "split it into one step per action");
+                    self.push(
+                        at,
+                        format!("a step in {whose} has several actions: {}", keys.join(", ")),
+                        "split it into one step per action",
+                    );
                     continue;
                 }
             };
             if let Some(name) = &step.value.name
                 && names.insert(name.clone(), at).is_some()
             {
-                self.push(at, format!("step name `{name}` is used twice in {whose}"), "give each step its own name");
+                self.push(
+                    at,
+                    format!("step name `{name}` is used twice in {whose}"),
+                    "give each step its own name",
+                );
             }
             if let Some(t) = &step.value.timeout
                 && parse_duration(t).is_none()
@@ -347,7 +520,11 @@ impl Checker<'_> {
                     self.objects(at, c, &a.objects, what);
                 }
                 if a.against.is_some() && a.connector.is_none() {
-                    self.push(at, format!("{what}: `against` needs `connector`"), "add `connector: NAME` to compare a live connector with a snapshot");
+                    self.push(
+                        at,
+                        format!("{what}: `against` needs `connector`"),
+                        "add `connector: NAME` to compare a live connector with a snapshot",
+                    );
                 }
             }
             Action::Freeze(a) | Action::Unfreeze(a) => {
@@ -359,11 +536,19 @@ impl Checker<'_> {
                 }
                 match a.since.as_deref() {
                     None | Some("cutover") if self.spec.cutover.is_none() => {
-                        self.push(at, format!("{what} starts at `cutover`, but the playbook sets no `cutover`"), "add `cutover: 2026-11-20T22:00:00Z` or give `since:`");
+                        self.push(
+                            at,
+                            format!("{what} starts at `cutover`, but the playbook sets no `cutover`"),
+                            "add `cutover: 2026-11-20T22:00:00Z` or give `since:`",
+                        );
                     }
                     None | Some("cutover" | "last") => {}
                     Some(t) if crate::record::parse_time(t).is_some() => {}
-                    Some(t) => self.push(at, format!("{what}: `since` is not `cutover`, `last` or a timestamp: `{t}`"), "write `since: cutover` or an RFC 3339 time"),
+                    Some(t) => self.push(
+                        at,
+                        format!("{what}: `since` is not `cutover`, `last` or a timestamp: `{t}`"),
+                        "write `since: cutover` or an RFC 3339 time",
+                    ),
                 }
             }
             Action::Restore(a) => {
@@ -374,7 +559,11 @@ impl Checker<'_> {
                 if let Some(mode) = &a.mode
                     && !["replace", "upsert"].contains(&mode.as_str())
                 {
-                    self.push(at, format!("{what}: unknown mode `{mode}`"), suggest(mode, "mode", ["replace", "upsert"]));
+                    self.push(
+                        at,
+                        format!("{what}: unknown mode `{mode}`"),
+                        suggest(mode, "mode", ["replace", "upsert"]),
+                    );
                 }
                 if a.batch_size == Some(0) {
                     self.push(at, format!("{what}: `batch_size` must be at least 1"), "the default is 1000");
@@ -390,15 +579,27 @@ impl Checker<'_> {
                 }
                 let templates = self.spec.notify.as_ref().map(|n| &n.templates);
                 if !BUILTIN_TEMPLATES.contains(&a.template.as_str()) && !templates.is_some_and(|t| t.contains_key(&a.template)) {
-                    let all: Vec<&str> = BUILTIN_TEMPLATES.iter().copied().chain(templates.into_iter().flat_map(|t| t.keys().map(String::as_str))).collect();
-                    self.push(at, format!("{what} names unknown template `{}`", a.template), suggest(&a.template, "template", all.iter().copied()));
+                    let all: Vec<&str> = BUILTIN_TEMPLATES
+                        .iter()
+                        .copied()
+                        .chain(templates.into_iter().flat_map(|t| t.keys().map(String::as_str)))
+                        .collect();
+                    self.push(
+                        at,
+                        format!("{what} names unknown template `{}`", a.template),
+                        suggest(&a.template, "template", all.iter().copied()),
+                    );
                 }
             }
             Action::Check(a) => {
                 let known: Vec<&str> = self.spec.criteria.iter().map(|c| c.value.name.as_str()).collect();
                 for name in a.criteria.iter().flatten() {
                     if !known.contains(&name.as_str()) {
-                        self.push(at, format!("{what} names unknown criterion `{name}`"), suggest(name, "criterion", known.iter().copied()));
+                        self.push(
+                            at,
+                            format!("{what} names unknown criterion `{name}`"),
+                            suggest(name, "criterion", known.iter().copied()),
+                        );
                     }
                 }
             }

@@ -16,7 +16,11 @@ const RECORD_KEY: &[u8] = b",\"record\":";
 
 /// Appends one record's line (with trailing newline) and returns its record hash.
 pub fn encode_line(record: &Record, out: &mut Vec<u8>) -> Hash32 {
-    out.extend_from_slice(if record.deleted { b"{\"deleted\":true" } else { b"{\"deleted\":false" });
+    out.extend_from_slice(if record.deleted {
+        b"{\"deleted\":true"
+    } else {
+        b"{\"deleted\":false"
+    });
     out.extend_from_slice(b",\"modified_at\":");
     match &record.modified_at {
         Some(t) => crate::record::write_json_str(out, &format_time(t)),
@@ -39,7 +43,10 @@ pub fn compress(raw: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
 pub fn decompress(stored: &[u8], limit: usize) -> std::io::Result<Vec<u8>> {
     zstd::stream::decode_all(std::io::Cursor::new(stored)).and_then(|raw| {
         if raw.len() > limit {
-            Err(std::io::Error::other(format!("chunk inflates to {} bytes, more than the {limit} expected", raw.len())))
+            Err(std::io::Error::other(format!(
+                "chunk inflates to {} bytes, more than the {limit} expected",
+                raw.len()
+            )))
         } else {
             Ok(raw)
         }
@@ -76,8 +83,7 @@ pub fn hash_lines(raw: &[u8], object: &str) -> (ObjectDigester, u64, Vec<LineErr
             }
             let head = &canonical[..canonical.len() - suffix.len()];
             let id_at = id_finder.rfind(head).ok_or("no `id` key")?;
-            let id: std::borrow::Cow<str> =
-                serde_json::from_slice(&head[id_at + 6..]).map_err(|_| "the id is not a JSON string")?;
+            let id: std::borrow::Cow<str> = serde_json::from_slice(&head[id_at + 6..]).map_err(|_| "the id is not a JSON string")?;
             Ok((id.into_owned(), sha256(canonical), line.starts_with(b"{\"deleted\":true")))
         })();
         match parsed {
@@ -85,7 +91,10 @@ pub fn hash_lines(raw: &[u8], object: &str) -> (ObjectDigester, u64, Vec<LineErr
                 digester.push(&id, hash);
                 deleted += u64::from(is_deleted);
             }
-            Err(message) => errors.push(LineError { line: index + 1, message: message.to_string() }),
+            Err(message) => errors.push(LineError {
+                line: index + 1,
+                message: message.to_string(),
+            }),
         }
     }
     (digester, deleted, errors)

@@ -32,9 +32,17 @@ pub enum StoreError {
     #[error("no snapshot store at `{0}`\nhint: run a phase with a `backup` step first (`rollback execute --phase backup`)")]
     Missing(PathBuf),
     #[error("cannot {action} `{path}`: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("`{path}` is not a valid {what}: {message}")]
-    Corrupt { what: &'static str, path: PathBuf, message: String },
+    Corrupt {
+        what: &'static str,
+        path: PathBuf,
+        message: String,
+    },
     #[error("no snapshot matches `{reference}`{scope}\nhint: `rollback snapshots list` shows the snapshots in this store")]
     NotFound { reference: String, scope: String },
     #[error("snapshot reference `{reference}` is ambiguous: it matches {candidates}\nhint: type more characters of the id")]
@@ -84,7 +92,11 @@ impl Store {
                 for dir in ["chunks", "snapshots", "tmp"] {
                     fs::create_dir_all(root.join(dir)).map_err(io("create", &root.join(dir)))?;
                 }
-                let config = StoreConfig { format: 1, compression: "zstd".into(), level };
+                let config = StoreConfig {
+                    format: 1,
+                    compression: "zstd".into(),
+                    level,
+                };
                 let bytes = serde_json::to_vec_pretty(&config).expect("serialisable config");
                 let path = root.join("store.json");
                 fsio::write_atomic(&root.join("tmp"), &path, &bytes).map_err(io("write", &path))?;
@@ -131,8 +143,18 @@ impl Store {
         if !path.exists() {
             fsio::write_atomic(&tmp, &path, &stored).map_err(io("write", &path))?;
         }
-        let chunk = ChunkRef { id, records: records.len() as u64, size: stored.len() as u64, raw: raw.len() as u64 };
-        Ok(WrittenChunk { chunk, pairs, deleted, newest_modified })
+        let chunk = ChunkRef {
+            id,
+            records: records.len() as u64,
+            size: stored.len() as u64,
+            raw: raw.len() as u64,
+        };
+        Ok(WrittenChunk {
+            chunk,
+            pairs,
+            deleted,
+            newest_modified,
+        })
     }
 
     /// Reads a chunk's stored bytes.
@@ -144,7 +166,11 @@ impl Store {
     pub fn load_chunk(&self, chunk: &ChunkRef) -> Result<Vec<u8>, StoreError> {
         let path = self.chunk_path(&chunk.id);
         let stored = fs::read(&path).map_err(io("read chunk", &path))?;
-        let corrupt = |message: String| StoreError::Corrupt { what: "chunk", path: path.clone(), message };
+        let corrupt = |message: String| StoreError::Corrupt {
+            what: "chunk",
+            path: path.clone(),
+            message,
+        };
         if sha256(&stored).to_hex() != chunk.id {
             return Err(corrupt("its bytes no longer hash to its name".into()));
         }
@@ -152,11 +178,7 @@ impl Store {
     }
 
     /// Reads all records of one object of a snapshot, chunk by chunk.
-    pub fn read_records<'a>(
-        &'a self,
-        manifest: &'a Manifest,
-        object: &str,
-    ) -> impl Iterator<Item = Result<Vec<Record>, StoreError>> + 'a {
+    pub fn read_records<'a>(&'a self, manifest: &'a Manifest, object: &str) -> impl Iterator<Item = Result<Vec<Record>, StoreError>> + 'a {
         let name: std::sync::Arc<str> = object.into();
         let chunks = manifest.objects.get(object).map(|o| o.chunks.as_slice()).unwrap_or_default();
         chunks.iter().map(move |chunk| {
@@ -207,7 +229,10 @@ impl Store {
     /// snapshots of `connector`.
     pub fn resolve(&self, reference: &str, connector: Option<&str>) -> Result<Manifest, StoreError> {
         let scope = connector.map(|c| format!(" of connector `{c}`")).unwrap_or_default();
-        let not_found = || StoreError::NotFound { reference: reference.into(), scope: scope.clone() };
+        let not_found = || StoreError::NotFound {
+            reference: reference.into(),
+            scope: scope.clone(),
+        };
         let ids = self.snapshot_ids()?;
         let kind = match reference {
             "latest" => Some(SnapshotKind::Full),
@@ -243,7 +268,9 @@ impl Store {
     /// The `(id, record_hash)` pairs of one object of a snapshot, sorted, plus line problems.
     pub fn object_pairs(&self, manifest: &Manifest, object: &str) -> Result<ObjectDigester, StoreError> {
         let mut all = ObjectDigester::new();
-        let Some(entry) = manifest.objects.get(object) else { return Ok(all) };
+        let Some(entry) = manifest.objects.get(object) else {
+            return Ok(all);
+        };
         for chunk in &entry.chunks {
             let raw = self.load_chunk(chunk)?;
             let (pairs, _, errors) = chunk::hash_lines(&raw, object);

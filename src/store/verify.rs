@@ -12,17 +12,60 @@ use crate::digest::{Hash32, ObjectDigester, sha256};
 /// One problem found in a snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Finding {
-    ChunkMissing { object: String, chunk: String },
-    ChunkUnreadable { object: String, chunk: String, message: String },
-    ChunkHashMismatch { object: String, chunk: String, actual: String },
-    ChunkDecompress { object: String, chunk: String, message: String },
-    ChunkRecordCount { object: String, chunk: String, manifest: u64, actual: u64 },
-    BadLine { object: String, chunk: String, line: usize, message: String },
-    CountMismatch { object: String, manifest: u64, actual: u64 },
-    DeletedMismatch { object: String, manifest: u64, actual: u64 },
-    DuplicateIds { object: String, ids: Vec<String> },
-    DigestMismatch { object: String, manifest: Hash32, actual: Hash32 },
-    RootDigestMismatch { manifest: Hash32, actual: Hash32 },
+    ChunkMissing {
+        object: String,
+        chunk: String,
+    },
+    ChunkUnreadable {
+        object: String,
+        chunk: String,
+        message: String,
+    },
+    ChunkHashMismatch {
+        object: String,
+        chunk: String,
+        actual: String,
+    },
+    ChunkDecompress {
+        object: String,
+        chunk: String,
+        message: String,
+    },
+    ChunkRecordCount {
+        object: String,
+        chunk: String,
+        manifest: u64,
+        actual: u64,
+    },
+    BadLine {
+        object: String,
+        chunk: String,
+        line: usize,
+        message: String,
+    },
+    CountMismatch {
+        object: String,
+        manifest: u64,
+        actual: u64,
+    },
+    DeletedMismatch {
+        object: String,
+        manifest: u64,
+        actual: u64,
+    },
+    DuplicateIds {
+        object: String,
+        ids: Vec<String>,
+    },
+    DigestMismatch {
+        object: String,
+        manifest: Hash32,
+        actual: Hash32,
+    },
+    RootDigestMismatch {
+        manifest: Hash32,
+        actual: Hash32,
+    },
 }
 
 impl fmt::Display for Finding {
@@ -38,15 +81,28 @@ impl fmt::Display for Finding {
             Finding::ChunkDecompress { object, chunk, message } => {
                 write!(f, "object `{object}`: chunk `{chunk}` does not decompress: {message}")
             }
-            Finding::ChunkRecordCount { object, chunk, manifest, actual } => write!(
+            Finding::ChunkRecordCount {
+                object,
+                chunk,
+                manifest,
+                actual,
+            } => write!(
                 f,
                 "object `{object}`: chunk `{chunk}` holds {actual} records, the manifest says {manifest}"
             ),
-            Finding::BadLine { object, chunk, line, message } => {
+            Finding::BadLine {
+                object,
+                chunk,
+                line,
+                message,
+            } => {
                 write!(f, "object `{object}`: chunk `{chunk}` line {line}: {message}")
             }
             Finding::CountMismatch { object, manifest, actual } => {
-                write!(f, "object `{object}`: the manifest counts {manifest} records, the chunks hold {actual}")
+                write!(
+                    f,
+                    "object `{object}`: the manifest counts {manifest} records, the chunks hold {actual}"
+                )
             }
             Finding::DeletedMismatch { object, manifest, actual } => write!(
                 f,
@@ -92,7 +148,13 @@ struct ChunkResult {
 }
 
 fn check_chunk(store: &Store, object: &str, chunk: &ChunkRef) -> ChunkResult {
-    let mut result = ChunkResult { pairs: ObjectDigester::new(), deleted: 0, findings: vec![], stored: 0, raw: 0 };
+    let mut result = ChunkResult {
+        pairs: ObjectDigester::new(),
+        deleted: 0,
+        findings: vec![],
+        stored: 0,
+        raw: 0,
+    };
     let (o, c) = (object.to_string(), chunk.id.clone());
     let stored = match store.read_chunk(&chunk.id) {
         Ok(bytes) => bytes,
@@ -101,30 +163,52 @@ fn check_chunk(store: &Store, object: &str, chunk: &ChunkRef) -> ChunkResult {
             return result;
         }
         Err(e) => {
-            result.findings.push(Finding::ChunkUnreadable { object: o, chunk: c, message: e.to_string() });
+            result.findings.push(Finding::ChunkUnreadable {
+                object: o,
+                chunk: c,
+                message: e.to_string(),
+            });
             return result;
         }
     };
     result.stored = stored.len() as u64;
     let actual = sha256(&stored).to_hex();
     if actual != chunk.id {
-        result.findings.push(Finding::ChunkHashMismatch { object: o.clone(), chunk: c.clone(), actual });
+        result.findings.push(Finding::ChunkHashMismatch {
+            object: o.clone(),
+            chunk: c.clone(),
+            actual,
+        });
     }
     let limit = (chunk.raw as usize).saturating_mul(2).max(1 << 20);
     let raw = match chunk::decompress(&stored, limit) {
         Ok(raw) => raw,
         Err(e) => {
-            result.findings.push(Finding::ChunkDecompress { object: o, chunk: c, message: e.to_string() });
+            result.findings.push(Finding::ChunkDecompress {
+                object: o,
+                chunk: c,
+                message: e.to_string(),
+            });
             return result;
         }
     };
     result.raw = raw.len() as u64;
     let (pairs, deleted, errors) = chunk::hash_lines(&raw, object);
     for e in errors.iter().take(20) {
-        result.findings.push(Finding::BadLine { object: o.clone(), chunk: c.clone(), line: e.line, message: e.message.clone() });
+        result.findings.push(Finding::BadLine {
+            object: o.clone(),
+            chunk: c.clone(),
+            line: e.line,
+            message: e.message.clone(),
+        });
     }
     if pairs.len() as u64 != chunk.records {
-        result.findings.push(Finding::ChunkRecordCount { object: o, chunk: c, manifest: chunk.records, actual: pairs.len() as u64 });
+        result.findings.push(Finding::ChunkRecordCount {
+            object: o,
+            chunk: c,
+            manifest: chunk.records,
+            actual: pairs.len() as u64,
+        });
     }
     result.pairs = pairs;
     result.deleted = deleted;
@@ -133,8 +217,11 @@ fn check_chunk(store: &Store, object: &str, chunk: &ChunkRef) -> ChunkResult {
 
 /// Verifies one snapshot completely, using `threads` worker threads.
 pub fn verify_snapshot(store: &Store, manifest: &Manifest, threads: usize) -> Report {
-    let jobs: Vec<(&str, &ChunkRef)> =
-        manifest.objects.iter().flat_map(|(name, o)| o.chunks.iter().map(move |c| (name.as_str(), c))).collect();
+    let jobs: Vec<(&str, &ChunkRef)> = manifest
+        .objects
+        .iter()
+        .flat_map(|(name, o)| o.chunks.iter().map(move |c| (name.as_str(), c)))
+        .collect();
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<ChunkResult>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
@@ -166,22 +253,40 @@ pub fn verify_snapshot(store: &Store, manifest: &Manifest, threads: usize) -> Re
         let digest = pairs.finish();
         report.records += digest.count;
         if digest.count != entry.count {
-            report.findings.push(Finding::CountMismatch { object: name.clone(), manifest: entry.count, actual: digest.count });
+            report.findings.push(Finding::CountMismatch {
+                object: name.clone(),
+                manifest: entry.count,
+                actual: digest.count,
+            });
         }
         if deleted != entry.deleted {
-            report.findings.push(Finding::DeletedMismatch { object: name.clone(), manifest: entry.deleted, actual: deleted });
+            report.findings.push(Finding::DeletedMismatch {
+                object: name.clone(),
+                manifest: entry.deleted,
+                actual: deleted,
+            });
         }
         if !digest.duplicates.is_empty() {
-            report.findings.push(Finding::DuplicateIds { object: name.clone(), ids: digest.duplicates.clone() });
+            report.findings.push(Finding::DuplicateIds {
+                object: name.clone(),
+                ids: digest.duplicates.clone(),
+            });
         }
         if digest.digest != entry.digest {
-            report.findings.push(Finding::DigestMismatch { object: name.clone(), manifest: entry.digest, actual: digest.digest });
+            report.findings.push(Finding::DigestMismatch {
+                object: name.clone(),
+                manifest: entry.digest,
+                actual: digest.digest,
+            });
         }
         actual_digests.push((name.as_str(), digest.digest));
     }
     let claimed = claimed_root(manifest);
     if claimed != manifest.root_digest {
-        report.findings.push(Finding::RootDigestMismatch { manifest: manifest.root_digest, actual: claimed });
+        report.findings.push(Finding::RootDigestMismatch {
+            manifest: manifest.root_digest,
+            actual: claimed,
+        });
     }
     let _ = actual_digests;
     report

@@ -15,14 +15,22 @@ impl Sandbox {
     /// `rollback init` with `records` contacts.
     pub fn init(records: u64) -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::cargo_bin("rollback").unwrap().arg("init").arg(dir.path()).args(["--records", &records.to_string()]).output().unwrap();
+        let out = Command::cargo_bin("rollback")
+            .unwrap()
+            .arg("init")
+            .arg(dir.path())
+            .args(["--records", &records.to_string()])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
         Sandbox { dir }
     }
 
     /// An empty folder.
     pub fn empty() -> Sandbox {
-        Sandbox { dir: tempfile::tempdir().unwrap() }
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -54,7 +62,10 @@ impl Sandbox {
     pub fn snapshot_ids(&self) -> Vec<String> {
         let dir = self.path(".rollback/snapshots");
         let mut ids: Vec<String> = std::fs::read_dir(dir)
-            .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".json").map(String::from)).collect())
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".json").map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         ids.sort();
         ids
