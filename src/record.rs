@@ -61,9 +61,25 @@ impl Record {
     }
 }
 
+/// True when `bytes` holds a control character, `"` or `\\` (checked eight bytes at a time).
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let v = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let below_space = v.wrapping_sub(ONES * 0x20) & !v & HIGHS != 0;
+        if below_space || has_zero(v ^ (ONES * b'"' as u64)) || has_zero(v ^ (ONES * b'\\' as u64)) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// Appends `s` as a JSON string literal (escaped exactly as serde_json escapes it).
 pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_escape(s.as_bytes()) {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -152,6 +168,24 @@ mod tests {
         let mut other = base.clone();
         other.deleted = true;
         assert_eq!(base.hash(), other.hash());
+    }
+
+    /// The fast escape check agrees with a byte-by-byte check at every position and length.
+    #[test]
+    fn escape_check_matches_bytewise() {
+        for len in 0..20 {
+            for pos in 0..len {
+                for special in [0u8, 0x1f, b'"', b'\\', b' ', b'a', 0x7f, 0xc3] {
+                    let mut bytes = vec![b'x'; len];
+                    bytes[pos] = special;
+                    let expected = bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+                    assert_eq!(needs_escape(&bytes), expected, "{bytes:?}");
+                }
+            }
+        }
+        let mut out = Vec::new();
+        write_json_str(&mut out, "tab\there \"q\" é");
+        assert_eq!(out, serde_json::to_vec("tab\there \"q\" é").unwrap());
     }
 
     /// The timestamp spellings CRMs use normalise to one RFC 3339 UTC form.

@@ -395,7 +395,7 @@ impl Connector for SqliteConnector {
         let name = self.name.clone();
         let pool = self.pool.clone();
         let map = self.table(object).cloned();
-        let parts = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let parts = std::env::var("ROLLBACK_SCAN_PARTS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
         tokio::spawn(async move {
             let map = match map {
                 Ok(map) => Arc::new(map),

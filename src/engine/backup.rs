@@ -9,38 +9,26 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{Context, EngineError, StepOutcome};
 use crate::connectors::Connector;
 use crate::digest::{ObjectDigester, root_digest};
 use crate::playbook::model::BackupArgs;
-use crate::record::Record;
+use crate::store::ChunkEncoder;
+use crate::store::manifest::ChunkRef;
 use crate::store::manifest::{MANIFEST_FORMAT, Manifest, ObjectEntry, SnapshotKind};
-use crate::store::{Store, WrittenChunk};
 
 /// Uncompressed bytes per chunk, roughly.
-pub const CHUNK_TARGET: usize = 2 << 20;
+pub const CHUNK_TARGET: usize = 8 << 20;
 
-/// A cheap estimate of a record's encoded size.
-fn estimate(record: &Record) -> usize {
-    64 + record.id.len()
-        + record
-            .fields
-            .iter()
-            .map(|(k, v)| {
-                k.len()
-                    + 4
-                    + match v {
-                        Value::String(s) => s.len() + 2,
-                        Value::Null | Value::Bool(_) | Value::Number(_) => 8,
-                        other => other.to_string().len(),
-                    }
-            })
-            .sum::<usize>()
-}
+type ChunkJob = tokio::task::JoinHandle<Result<(ChunkRef, Vec<u8>), crate::store::StoreError>>;
 
 /// Streams one object of a connector into chunks; returns its manifest entry.
+///
+/// Records are encoded and hashed as they arrive (so only bytes, not records, wait for the
+/// workers); full chunk bodies are compressed and written on blocking threads, at most `threads`
+/// at a time, and their buffers come back for reuse.
 pub async fn write_object(
     ctx: &Context,
     connector: &dyn Connector,
@@ -50,13 +38,12 @@ pub async fn write_object(
     let total = connector.count(object).await.ok();
     let bar = ctx.progress.bar(&format!("{} {object}", connector.name()), total);
     let mut pages = connector.export(object, since);
-    let mut in_flight: VecDeque<tokio::task::JoinHandle<Result<WrittenChunk, crate::store::StoreError>>> = VecDeque::new();
-    let mut pending: Vec<Record> = Vec::new();
-    let mut pending_bytes = 0;
-    let limit = ctx.threads;
-    let spawn = |store: Store, batch: Vec<Record>| tokio::task::spawn_blocking(move || store.write_chunk(&batch));
     let expected = total.unwrap_or(0) as usize;
-    let mut pairs = ObjectDigester::with_capacity(expected + expected / 64, 8);
+    let mut encoder = ChunkEncoder {
+        pairs: ObjectDigester::with_capacity(expected + expected / 64, 8),
+        ..Default::default()
+    };
+    encoder.raw.reserve(CHUNK_TARGET + (CHUNK_TARGET >> 4));
     let mut entry = ObjectEntry {
         count: 0,
         deleted: 0,
@@ -66,47 +53,54 @@ pub async fn write_object(
         newest_modified: None,
         chunks: vec![],
     };
-    // Folds finished chunks into the entry in order, so their partial digests are freed early.
-    async fn collect(
-        in_flight: &mut VecDeque<tokio::task::JoinHandle<Result<WrittenChunk, crate::store::StoreError>>>,
-        entry: &mut ObjectEntry,
-        pairs: &mut ObjectDigester,
-    ) -> Result<(), EngineError> {
+    let mut in_flight: VecDeque<ChunkJob> = VecDeque::new();
+    let mut spare: Vec<Vec<u8>> = Vec::new();
+    let mut chunk_start = 0u64;
+    // Folds the oldest finished chunk into the entry (chunks stay in export order).
+    async fn collect(in_flight: &mut VecDeque<ChunkJob>, entry: &mut ObjectEntry, spare: &mut Vec<Vec<u8>>) -> Result<(), EngineError> {
         if let Some(handle) = in_flight.pop_front() {
-            let written = handle.await.map_err(|e| EngineError::Internal(e.to_string()))??;
-            if written.chunk.records > 0 {
-                entry.deleted += written.deleted;
-                entry.raw_bytes += written.chunk.raw;
-                entry.stored_bytes += written.chunk.size;
-                entry.newest_modified = entry.newest_modified.max(written.newest_modified);
-                entry.chunks.push(written.chunk);
-                pairs.merge(written.pairs);
-            }
+            let (chunk, mut buffer) = handle.await.map_err(|e| EngineError::Internal(e.to_string()))??;
+            entry.raw_bytes += chunk.raw;
+            entry.stored_bytes += chunk.size;
+            entry.chunks.push(chunk);
+            buffer.clear();
+            spare.push(buffer);
         }
         Ok(())
     }
-    while let Some(page) = pages.next().await {
-        let page = page?;
-        bar.inc(page.len() as u64);
-        for record in page {
-            pending_bytes += estimate(&record);
-            pending.push(record);
-            if pending_bytes >= CHUNK_TARGET {
-                if in_flight.len() >= limit {
-                    collect(&mut in_flight, &mut entry, &mut pairs).await?;
-                }
-                in_flight.push_back(spawn(ctx.store.clone(), std::mem::take(&mut pending)));
-                pending_bytes = 0;
+    loop {
+        let page = pages.next().await.transpose()?;
+        let last = page.is_none();
+        if let Some(page) = &page {
+            bar.inc(page.len() as u64);
+            for record in page {
+                encoder.push(record);
             }
         }
-    }
-    if !pending.is_empty() {
-        in_flight.push_back(spawn(ctx.store.clone(), pending));
+        let pending = encoder.records - chunk_start;
+        if pending > 0 && (encoder.raw.len() >= CHUNK_TARGET || last) {
+            if in_flight.len() >= ctx.threads {
+                collect(&mut in_flight, &mut entry, &mut spare).await?;
+            }
+            let next = spare
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(CHUNK_TARGET + (CHUNK_TARGET >> 4)));
+            let raw = std::mem::replace(&mut encoder.raw, next);
+            let store = ctx.store.clone();
+            in_flight.push_back(tokio::task::spawn_blocking(move || store.write_encoded(raw, pending)));
+            chunk_start = encoder.records;
+        }
+        if last {
+            break;
+        }
     }
     while !in_flight.is_empty() {
-        collect(&mut in_flight, &mut entry, &mut pairs).await?;
+        collect(&mut in_flight, &mut entry, &mut spare).await?;
     }
     bar.finish();
+    entry.deleted = encoder.deleted;
+    entry.newest_modified = encoder.newest_modified;
+    let mut pairs = encoder.pairs;
     let digest = tokio::task::spawn_blocking(move || pairs.finish())
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?;

@@ -36,7 +36,26 @@ pub fn encode_line(record: &Record, out: &mut Vec<u8>) -> Hash32 {
 
 /// Compresses a chunk body.
 pub fn compress(raw: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
-    zstd::bulk::compress(raw, level)
+    let mut out = Vec::new();
+    compress_into(raw, level, &mut out)?;
+    Ok(out)
+}
+
+/// Compresses a chunk body into `out` (cleared first), reusing this thread's zstd context.
+pub fn compress_into(raw: &[u8], level: i32, out: &mut Vec<u8>) -> std::io::Result<()> {
+    thread_local! {
+        static CONTEXT: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { std::cell::RefCell::new(None) };
+    }
+    out.clear();
+    out.reserve(zstd::zstd_safe::compress_bound(raw.len()));
+    CONTEXT.with(|context| {
+        let mut context = context.borrow_mut();
+        if context.as_ref().is_none_or(|(l, _)| *l != level) {
+            *context = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        let (_, compressor) = context.as_mut().expect("set above");
+        compressor.compress_to_buffer(raw, out).map(|_| ())
+    })
 }
 
 /// Decompresses a chunk body, refusing to grow past `limit` bytes.

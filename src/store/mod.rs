@@ -54,6 +54,28 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Store
     move |source| StoreError::Io { action, path, source }
 }
 
+/// Builds a chunk body record by record, keeping each record's `(id, hash)`.
+#[derive(Default)]
+pub struct ChunkEncoder {
+    pub raw: Vec<u8>,
+    pub records: u64,
+    pub pairs: ObjectDigester,
+    pub deleted: u64,
+    pub newest_modified: Option<DateTime<Utc>>,
+}
+
+impl ChunkEncoder {
+    /// Appends one record's line and returns its record hash.
+    pub fn push(&mut self, record: &Record) -> Hash32 {
+        let hash = chunk::encode_line(record, &mut self.raw);
+        self.pairs.push(&record.id, hash);
+        self.records += 1;
+        self.deleted += u64::from(record.deleted);
+        self.newest_modified = self.newest_modified.max(record.modified_at);
+        hash
+    }
+}
+
 /// What one chunk write produced.
 pub struct WrittenChunk {
     pub chunk: ChunkRef,
@@ -123,37 +145,45 @@ impl Store {
         self.root.join("snapshots").join(format!("{id}.json"))
     }
 
-    /// Encodes, hashes, compresses and durably writes one chunk of records of `object`.
+    /// Encodes, hashes, compresses and durably writes one chunk of records.
     /// CPU-bound: call from a blocking thread.
     pub fn write_chunk(&self, records: &[Record]) -> Result<WrittenChunk, StoreError> {
-        let mut raw = Vec::with_capacity(records.len() * 320);
-        let mut pairs = ObjectDigester::new();
-        let mut deleted = 0;
-        let mut newest_modified = None;
+        let mut encoder = ChunkEncoder::default();
         for record in records {
-            let hash = chunk::encode_line(record, &mut raw);
-            pairs.push(&record.id, hash);
-            deleted += u64::from(record.deleted);
-            newest_modified = newest_modified.max(record.modified_at);
+            encoder.push(record);
         }
-        let tmp = self.root.join("tmp");
-        let stored = chunk::compress(&raw, self.config.level).map_err(io("compress a chunk in", &tmp))?;
-        let id = sha256(&stored).to_hex();
-        let path = self.chunk_path(&id);
-        if !path.exists() {
-            fsio::write_atomic(&tmp, &path, &stored).map_err(io("write", &path))?;
-        }
-        let chunk = ChunkRef {
-            id,
-            records: records.len() as u64,
-            size: stored.len() as u64,
-            raw: raw.len() as u64,
-        };
+        let (chunk, _) = self.write_encoded(encoder.raw, encoder.records)?;
         Ok(WrittenChunk {
             chunk,
-            pairs,
-            deleted,
-            newest_modified,
+            pairs: encoder.pairs,
+            deleted: encoder.deleted,
+            newest_modified: encoder.newest_modified,
+        })
+    }
+
+    /// Compresses and durably writes an encoded chunk body holding `records` records; hands the
+    /// body back so its buffer can be reused. CPU-bound: call from a blocking thread.
+    pub fn write_encoded(&self, raw: Vec<u8>, records: u64) -> Result<(ChunkRef, Vec<u8>), StoreError> {
+        thread_local! {
+            // Reused per thread: fresh multi-megabyte buffers cost page faults and zeroing.
+            static STORED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let tmp = self.root.join("tmp");
+        STORED.with(|stored| {
+            let stored = &mut *stored.borrow_mut();
+            chunk::compress_into(&raw, self.config.level, stored).map_err(io("compress a chunk in", &tmp))?;
+            let id = sha256(stored).to_hex();
+            let path = self.chunk_path(&id);
+            if !path.exists() {
+                fsio::write_atomic(&tmp, &path, stored).map_err(io("write", &path))?;
+            }
+            let chunk = ChunkRef {
+                id,
+                records,
+                size: stored.len() as u64,
+                raw: raw.len() as u64,
+            };
+            Ok((chunk, raw))
         })
     }
 
