@@ -37,7 +37,9 @@ fn rollback_bin() -> PathBuf {
     bin
 }
 
+/// Flushes dirty pages first, so no run pays for an earlier run's writes.
 fn run(cmd: &mut Command) -> (f64, String) {
+    let _ = Command::new("sync").status();
     let started = Instant::now();
     let out = cmd.stderr(Stdio::piped()).output().expect("command runs");
     let secs = started.elapsed().as_secs_f64();
@@ -46,6 +48,7 @@ fn run(cmd: &mut Command) -> (f64, String) {
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
+    eprintln!("  runs: {}", v.iter().map(|s| format!("{s:.2}s")).collect::<Vec<_>>().join(" "));
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
 }
@@ -77,6 +80,21 @@ fn main() {
     let db_bytes = std::fs::metadata(&db).unwrap().len();
     eprintln!("generated in {gen_secs:.1}s; database {:.0} MB", db_bytes as f64 / 1e6);
 
+    let mut backup = Vec::new();
+    let mut peak = 0u64;
+    for _ in 0..runs {
+        // Each run writes a whole new store, as a first backup does.
+        let _ = std::fs::remove_dir_all(root.join(".rollback"));
+        let (secs, _) = run(Command::new(&bin)
+            .current_dir(root)
+            .args(["--no-progress", "-q", "execute", "--phase", "backup"]));
+        backup.push(secs);
+        let (_, show) = run(Command::new(&bin)
+            .current_dir(root)
+            .args(["-q", "runs", "show", "latest", "--format", "json"]));
+        let v: serde_json::Value = serde_json::from_str(&show).unwrap();
+        peak = peak.max(v["run"]["peak_rss_bytes"].as_u64().unwrap_or(0));
+    }
     if Command::new("sqlite3").arg("--version").output().is_err() {
         eprintln!("the baseline needs the sqlite3 command: apt-get install sqlite3");
         std::process::exit(2);
@@ -92,20 +110,8 @@ fn main() {
         base.push(secs);
     }
     let csv_bytes = std::fs::metadata(&csv).unwrap().len();
+    std::fs::remove_file(&csv).unwrap();
 
-    let mut backup = Vec::new();
-    let mut peak = 0u64;
-    for _ in 0..runs {
-        let (secs, _) = run(Command::new(&bin)
-            .current_dir(root)
-            .args(["--no-progress", "-q", "execute", "--phase", "backup"]));
-        backup.push(secs);
-        let (_, show) = run(Command::new(&bin)
-            .current_dir(root)
-            .args(["-q", "runs", "show", "latest", "--format", "json"]));
-        let v: serde_json::Value = serde_json::from_str(&show).unwrap();
-        peak = peak.max(v["run"]["peak_rss_bytes"].as_u64().unwrap_or(0));
-    }
     let (_, list) = run(Command::new(&bin)
         .current_dir(root)
         .args(["-q", "snapshots", "list", "--format", "json"]));

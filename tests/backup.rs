@@ -92,16 +92,40 @@ async fn failed_step_is_journaled_with_exit_1() {
     s.run(&["runs", "list"]).ok().says("succeeded").says("failed");
 }
 
-/// Two executes at once: one runs, the other fails at once naming the holder.
+/// Two executes at once: one runs, the other fails at once (exit 3) naming the holder.
 #[test]
 fn second_execute_fails_naming_the_lock_holder() {
     let s = Sandbox::init(20_000);
-    let first = s.cmd().args(["execute", "--phase", "backup"]).spawn().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    let second = s.run(&["execute", "--phase", "backup"]);
-    let first = first.wait_with_output().unwrap();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    second.exits(3).says("locked by").says("pid").says("host");
+    let a = s
+        .cmd()
+        .args(["execute", "--phase", "backup"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = s
+        .cmd()
+        .args(["execute", "--phase", "backup"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (a, b) = (
+        common::Run(a.wait_with_output().unwrap()),
+        common::Run(b.wait_with_output().unwrap()),
+    );
+    let mut codes = [a.code(), b.code()];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [0, 3],
+        "one run wins the lock, the other is refused:\n{}\n{}",
+        a.stderr(),
+        b.stderr()
+    );
+    let loser = if a.code() == 3 { a } else { b };
+    loser.says("locked by").says("pid").says("on host").says("started");
+    assert_eq!(s.snapshot_ids().len(), 1);
 }
 
 /// A lock left by a dead process is reported as stale, and `--force-unlock` clears it.

@@ -166,7 +166,7 @@ pub fn resolve_path(config: &ConnectorConfig) -> Result<(std::path::PathBuf, Str
 }
 
 /// Records arrive in pages of about this many.
-pub const PAGE_SIZE: usize = 2000;
+pub const PAGE_SIZE: usize = 1000;
 
 /// Turns a channel of pages into a stream.
 pub fn pages_from_channel(rx: tokio::sync::mpsc::Receiver<Result<Vec<Record>, ConnectorError>>) -> RecordPages {
