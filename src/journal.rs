@@ -137,12 +137,27 @@ impl Journal {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(15));
+        // Two processes opening a new journal at once must not both create its tables: an OS
+        // file lock beside it serialises opening and migrating.
+        let guard_path = path.with_extension("db-open.lock");
+        let guard = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&guard_path)
+            .map_err(|e| err(&e))?;
+        let guard = tokio::task::spawn_blocking(move || guard.lock().map(|_| guard))
+            .await
+            .map_err(|e| err(&e))?
+            .map_err(|e| err(&e))?;
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
             .connect_with(options)
             .await
             .map_err(|e| err(&e))?;
-        sqlx::migrate!("./migrations").run(&pool).await.map_err(|e| err(&e))?;
+        let migrated = sqlx::migrate!("./migrations").run(&pool).await;
+        drop(guard);
+        migrated.map_err(|e| err(&e))?;
         Ok(Journal { pool, path: shown })
     }
 
