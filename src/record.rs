@@ -26,6 +26,28 @@ pub struct Record {
 }
 
 impl Record {
+    /// A live record from its fields: the id is the text of field `id_field`, `modified_at` the
+    /// parsed time in field `modified_field`. `None` when the id field is missing or empty.
+    pub fn from_fields(object: &Arc<str>, fields: Fields, id_field: &str, modified_field: Option<&str>) -> Option<Record> {
+        let id = match fields.get(id_field)? {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => return None,
+        };
+        let modified_at = modified_field
+            .and_then(|m| fields.get(m))
+            .and_then(Value::as_str)
+            .and_then(parse_time);
+        Some(Record {
+            object: object.clone(),
+            id,
+            fields,
+            modified_at,
+            deleted: false,
+        })
+    }
+
     /// Appends the canonical bytes `{"fields":{..},"id":"..","object":".."}` to `out`.
     pub fn write_canonical(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"fields\":{");

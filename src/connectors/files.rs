@@ -12,10 +12,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::values::id_text;
 use super::{ApplyMode, ApplyOutcome, Capabilities, Connector, ConnectorError, PAGE_SIZE, RecordPages};
 use crate::playbook::{ConnectorConfig, ConnectorKind};
-use crate::record::{Fields, Record, parse_time};
+use crate::record::{Fields, Record};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Format {
@@ -128,23 +127,8 @@ fn read_all(connector: &str, map: &FileMap) -> Result<Vec<Record>, ConnectorErro
     }
     rows.into_iter()
         .map(|(line, fields)| {
-            let id = fields
-                .get(&map.id)
-                .and_then(id_text)
-                .ok_or_else(|| at(line, format!("no `{}` value", map.id)))?;
-            let modified_at = map
-                .modified
-                .as_ref()
-                .and_then(|m| fields.get(m))
-                .and_then(Value::as_str)
-                .and_then(parse_time);
-            Ok(Record {
-                object: map.object.clone(),
-                id,
-                fields,
-                modified_at,
-                deleted: false,
-            })
+            Record::from_fields(&map.object, fields, &map.id, map.modified.as_deref())
+                .ok_or_else(|| at(line, format!("no `{}` value", map.id)))
         })
         .collect()
 }

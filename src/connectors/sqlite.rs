@@ -16,7 +16,7 @@ use sqlx::{AssertSqlSafe, Row};
 use super::values::{self, ColumnClass, SqlValue};
 use super::{ApplyMode, ApplyOutcome, Capabilities, Connector, ConnectorError, PAGE_SIZE, RecordPages};
 use crate::playbook::{ConnectorConfig, ConnectorKind};
-use crate::record::{Fields, Record, format_time, parse_time};
+use crate::record::{Fields, Record, format_time};
 
 /// One column of a mapped table.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -211,23 +211,7 @@ fn decode_row(map: &TableMap, text: &str) -> Result<Record, String> {
     // Sorted input lets the map build in one pass instead of one search per field.
     pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let fields: Fields = pairs.into_iter().collect();
-    let id = fields
-        .get(&map.id)
-        .and_then(values::id_text)
-        .ok_or_else(|| format!("id column `{}` is empty", map.id))?;
-    let modified_at = map
-        .modified
-        .as_ref()
-        .and_then(|m| fields.get(m))
-        .and_then(|v| v.as_str())
-        .and_then(parse_time);
-    Ok(Record {
-        object: map.object.clone(),
-        id,
-        fields,
-        modified_at,
-        deleted: false,
-    })
+    Record::from_fields(&map.object, fields, &map.id, map.modified.as_deref()).ok_or_else(|| format!("id column `{}` is empty", map.id))
 }
 
 /// Streams the rows matching `filter` (with `binds`) into pages on `tx`; false when it stopped

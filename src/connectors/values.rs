@@ -114,16 +114,6 @@ pub fn to_sql(class: ColumnClass, value: &Value) -> Result<SqlValue, String> {
     })
 }
 
-/// The id text of an id column's value.
-pub fn id_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -224,37 +224,25 @@ impl Playbook {
 /// Merges an environment's patch over a connector: keys the patch sets win; a patch that changes
 /// the `type` also drops the old type's connection keys and freeze method.
 pub fn merge_connector(base: &ConnectorSpec, patch: &ConnectorSpec) -> ConnectorSpec {
-    let mut merged = base.clone();
-    if patch.kind.is_some() && patch.kind != base.kind {
-        merged = ConnectorSpec {
+    let start = if patch.kind.is_some() && patch.kind != base.kind {
+        ConnectorSpec {
             objects: base.objects.clone(),
             ..ConnectorSpec::default()
-        };
+        }
+    } else {
+        base.clone()
+    };
+    let (Ok(serde_json::Value::Object(mut merged)), Ok(serde_json::Value::Object(patch))) =
+        (serde_json::to_value(&start), serde_json::to_value(patch))
+    else {
+        return start;
+    };
+    for (key, value) in patch {
+        if !value.is_null() {
+            merged.insert(key, value);
+        }
     }
-    macro_rules! take {
-        ($($field:ident),*) => { $( if patch.$field.is_some() { merged.$field = patch.$field.clone(); } )* };
-    }
-    take!(
-        kind,
-        path,
-        url,
-        base_url,
-        token,
-        instance_url,
-        username,
-        password,
-        client_id,
-        client_secret,
-        api_version,
-        format,
-        tls,
-        objects,
-        freeze,
-        sandbox,
-        batch_size,
-        concurrency
-    );
-    merged
+    serde_json::from_value(serde_json::Value::Object(merged)).unwrap_or(start)
 }
 
 fn resolve(path: &Path, text: &str, spec: PlaybookSpec, environment: Option<&str>) -> Playbook {

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 #[derive(Debug, Deserialize)]
@@ -50,7 +50,7 @@ pub struct StoreSpec {
 
 /// A connector, or (in an environment) a patch over one: every field is optional here and
 /// [`super::validate`] says which ones each `type` needs.
-#[derive(Debug, Deserialize, Default, Clone)]
+#[derive(Debug, Deserialize, Default, Clone, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorSpec {
     #[serde(rename = "type")]
@@ -78,7 +78,7 @@ pub struct ConnectorSpec {
 #[derive(Debug, Clone, Default)]
 pub struct ObjectsSpec(pub Vec<(String, ObjectMapping)>);
 
-#[derive(Debug, Deserialize, Default, Clone, PartialEq)]
+#[derive(Debug, Deserialize, Default, Clone, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectMapping {
     pub table: Option<String>,
@@ -87,6 +87,26 @@ pub struct ObjectMapping {
     pub id: Option<String>,
     pub modified: Option<String>,
     pub soft_delete: Option<String>,
+}
+
+impl Serialize for ObjectsSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl ConnectorSpec {
+    /// The keys this spec sets, as written in the playbook.
+    pub fn set_keys(&self) -> Vec<String> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => map
+                .into_iter()
+                .filter(|(k, v)| !v.is_null() && k != "type")
+                .map(|(k, _)| k)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for ObjectsSpec {
@@ -120,7 +140,7 @@ impl<'de> Deserialize<'de> for ObjectsSpec {
     }
 }
 
-#[derive(Debug, Deserialize, Default, Clone)]
+#[derive(Debug, Deserialize, Default, Clone, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FreezeSpec {
     pub method: Option<String>,
@@ -132,7 +152,7 @@ pub struct FreezeSpec {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Clone, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxSpec {
     pub flavor: String,

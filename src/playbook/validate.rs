@@ -62,31 +62,6 @@ pub fn freeze_methods(kind: ConnectorKind) -> &'static [&'static str] {
     }
 }
 
-fn present_keys(c: &ConnectorSpec) -> Vec<&'static str> {
-    let mut keys = Vec::new();
-    macro_rules! check { ($($f:ident),*) => { $( if c.$f.is_some() { keys.push(stringify!($f)); } )* }; }
-    check!(
-        path,
-        url,
-        base_url,
-        token,
-        instance_url,
-        username,
-        password,
-        client_id,
-        client_secret,
-        api_version,
-        format,
-        tls,
-        objects,
-        freeze,
-        sandbox,
-        batch_size,
-        concurrency
-    );
-    keys
-}
-
 pub fn secret_fields(c: &ConnectorSpec) -> Vec<(&'static str, &str)> {
     let mut out = Vec::new();
     macro_rules! check { ($($f:ident),*) => { $( if let Some(v) = &c.$f { out.push((stringify!($f), v.as_str())); } )* }; }
@@ -227,14 +202,15 @@ impl Checker<'_> {
             return;
         };
         let (allowed, required) = keys_for(kind);
-        for key in present_keys(c) {
+        let present = c.set_keys();
+        for key in present.iter().map(String::as_str) {
             if !allowed.contains(&key) {
                 let hint = suggest(key, "key", allowed.iter().copied());
                 self.push(at, format!("key `{key}` does not apply to {whose} of type `{kind_text}`"), hint);
             }
         }
         for key in required {
-            if !present_keys(c).contains(key) {
+            if !present.iter().any(|p| p == key) {
                 self.push(
                     at,
                     format!("{whose} of type `{kind_text}` needs `{key}`"),
