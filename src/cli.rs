@@ -113,6 +113,10 @@ pub struct VerifyArgs {
     /// Environment whose connector overrides apply (with --connector).
     #[arg(long)]
     pub env: Option<String>,
+    /// Also decompress every chunk and re-hash every record (by default every stored byte is
+    /// checked against its content hash and digests are re-derived from the indexes).
+    #[arg(long)]
+    pub read_data: bool,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 }

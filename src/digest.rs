@@ -74,6 +74,8 @@ pub struct ObjectDigester {
     arena: String,
     entries: Vec<(u32, u32, Hash32)>,
     sorted: bool,
+    /// Positions of `entries` in id order, once sorted (entries themselves never move).
+    order: Option<Vec<u32>>,
 }
 
 /// An object's digest with what it was derived from.
@@ -99,6 +101,7 @@ impl ObjectDigester {
             arena: String::with_capacity(records * id_len),
             entries: Vec::with_capacity(records),
             sorted: true,
+            order: None,
         }
     }
 
@@ -113,6 +116,7 @@ impl ObjectDigester {
             }
         }
         self.entries.push((start, id.len() as u32, hash));
+        self.order = None;
     }
 
     /// Moves all pairs of `other` into `self`.
@@ -132,24 +136,20 @@ impl ObjectDigester {
 
     /// Sorts by id and returns the digest; pairs are then available through [`Self::pairs`].
     pub fn finish(&mut self) -> ObjectDigest {
-        let arena = &self.arena;
-        let id = |e: &(u32, u32, Hash32)| &arena.as_bytes()[e.0 as usize..(e.0 + e.1) as usize];
-        if !self.sorted {
-            self.entries.sort_unstable_by(|a, b| id(a).cmp(id(b)));
-            self.sorted = true;
+        if !self.sorted && self.order.is_none() {
+            self.order = Some(self.sorted_order());
         }
         let mut hasher = Sha256::new();
         let mut duplicates = Vec::new();
-        let mut previous: Option<&[u8]> = None;
-        for entry in &self.entries {
-            let bytes = id(entry);
-            if previous == Some(bytes) {
-                duplicates.push(String::from_utf8_lossy(bytes).into_owned());
+        let mut previous: Option<&str> = None;
+        for (id, hash) in self.pairs() {
+            if previous == Some(id) {
+                duplicates.push(id.to_string());
             }
-            previous = Some(bytes);
-            hasher.update((bytes.len() as u64).to_le_bytes());
-            hasher.update(bytes);
-            hasher.update(entry.2.0);
+            previous = Some(id);
+            hasher.update((id.len() as u64).to_le_bytes());
+            hasher.update(id.as_bytes());
+            hasher.update(hash.0);
         }
         ObjectDigest {
             digest: Hash32(hasher.finalize().into()),
@@ -158,11 +158,38 @@ impl ObjectDigester {
         }
     }
 
+    /// Entry positions in id byte order. Sorts 16-byte keys (the id's first eight bytes and a
+    /// position) and compares whole ids only to break ties, which is several times faster than
+    /// moving 40-byte entries around.
+    fn sorted_order(&self) -> Vec<u32> {
+        let id = |i: u32| {
+            let (s, l, _) = self.entries[i as usize];
+            &self.arena.as_bytes()[s as usize..(s + l) as usize]
+        };
+        let prefix = |bytes: &[u8]| {
+            let mut buf = [0u8; 8];
+            let n = bytes.len().min(8);
+            buf[..n].copy_from_slice(&bytes[..n]);
+            u64::from_be_bytes(buf)
+        };
+        let mut keys: Vec<(u64, u32)> = (0..self.entries.len() as u32).map(|i| (prefix(id(i)), i)).collect();
+        keys.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| id(a.1).cmp(id(b.1))));
+        keys.into_iter().map(|(_, i)| i).collect()
+    }
+
     /// The pairs in id order (call after [`Self::finish`]).
     pub fn pairs(&self) -> impl Iterator<Item = (&str, Hash32)> {
-        self.entries
-            .iter()
-            .map(|(s, l, h)| (&self.arena[*s as usize..(*s + *l) as usize], *h))
+        let entry = move |e: &(u32, u32, Hash32)| (&self.arena[e.0 as usize..(e.0 + e.1) as usize], e.2);
+        let ordered = self
+            .order
+            .as_ref()
+            .map(|o| o.iter().map(move |i| entry(&self.entries[*i as usize])));
+        let plain = if self.order.is_none() {
+            Some(self.entries.iter().map(entry))
+        } else {
+            None
+        };
+        ordered.into_iter().flatten().chain(plain.into_iter().flatten())
     }
 }
 

@@ -29,11 +29,22 @@ fn backup_then_verify_names_every_kind_of_damage() {
     std::fs::write(&path, &damaged).unwrap();
     s.run(&["verify"]).exits(1).says(&chunk).says("damaged").says("object `contacts`");
 
+    s.run(&["verify", "--read-data"]).exits(1).says(&chunk).says("damaged");
+
     // A missing chunk.
     std::fs::remove_file(&path).unwrap();
     s.run(&["verify", id]).exits(1).says(&chunk).says("missing");
     std::fs::write(&path, &original).unwrap();
     s.run(&["verify", id]).ok();
+    s.run(&["verify", id, "--read-data"]).ok();
+
+    // A damaged object index.
+    let index = manifest["objects"]["companies"]["index"][0]["id"].as_str().unwrap().to_string();
+    let index_path = s.chunk_path(&index);
+    let index_bytes = std::fs::read(&index_path).unwrap();
+    std::fs::write(&index_path, &index_bytes[..index_bytes.len() / 2]).unwrap();
+    s.run(&["verify", id]).exits(1).says(&index).says("object `companies`");
+    std::fs::write(&index_path, &index_bytes).unwrap();
 
     // An edited manifest count.
     let manifest_path = s.path(&format!(".rollback/snapshots/{id}.json"));

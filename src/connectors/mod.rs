@@ -128,6 +128,10 @@ pub trait Connector: Send + Sync {
     /// Objects and their fields (tables, columns, types, keys), for the snapshot.
     async fn describe(&self) -> Result<serde_json::Value, ConnectorError>;
     async fn count(&self, object: &str) -> Result<u64, ConnectorError>;
+    /// A cheap guess at `count` (for progress bars and buffer sizes); exact where that is cheap.
+    async fn estimated_count(&self, object: &str) -> Option<u64> {
+        self.count(object).await.ok()
+    }
     /// Every record of `object` (modified at or after `since`, if given), in pages.
     fn export(&self, object: &str, since: Option<DateTime<Utc>>) -> RecordPages;
     async fn apply(&self, object: &str, batch: &[Record], mode: ApplyMode) -> Result<ApplyOutcome, ConnectorError>;

@@ -283,15 +283,17 @@ async fn scan(
 
 /// Rowid ranges that split the table into `parts` scans of similar size (one range when small).
 async fn rowid_ranges(name: &str, pool: &SqlitePool, map: &TableMap, parts: usize) -> Result<Vec<(i64, i64)>, ConnectorError> {
-    let sql = format!("SELECT min(rowid), max(rowid), count(*) FROM {}", quote(&map.table));
+    let sql = format!("SELECT min(rowid), max(rowid) FROM {}", quote(&map.table));
     let row = sqlx::query(AssertSqlSafe(sql)).fetch_one(pool).await.map_err(|e| {
         sql_error(name, e)
             .object(&map.object)
             .hint("tables created WITHOUT ROWID are not supported by the sqlite connector")
     })?;
-    let (lo, hi, n): (Option<i64>, Option<i64>, i64) = (row.get(0), row.get(1), row.get(2));
-    let (Some(lo), Some(hi)) = (lo, hi) else { return Ok(vec![]) };
-    if n < PARALLEL_SCAN_ROWS || parts < 2 {
+    let (lo, hi): (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        return Ok(vec![]);
+    };
+    if hi - lo < PARALLEL_SCAN_ROWS || parts < 2 {
         return Ok(vec![(lo, hi)]);
     }
     let step = ((hi - lo) / parts as i64).max(1);
@@ -377,12 +379,19 @@ impl Connector for SqliteConnector {
         Ok(n as u64)
     }
 
+    async fn estimated_count(&self, object: &str) -> Option<u64> {
+        let map = self.table(object).ok()?;
+        let sql = format!("SELECT max(rowid) - min(rowid) + 1 FROM {}", quote(&map.table));
+        let n: Option<i64> = sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(&self.pool).await.ok()?;
+        Some(n.unwrap_or(0).max(0) as u64)
+    }
+
     fn export(&self, object: &str, since: Option<DateTime<Utc>>) -> RecordPages {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let name = self.name.clone();
         let pool = self.pool.clone();
         let map = self.table(object).cloned();
-        let parts = std::env::var("ROLLBACK_SCAN_PARTS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+        let parts = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         tokio::spawn(async move {
             let map = match map {
                 Ok(map) => Arc::new(map),

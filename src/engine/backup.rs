@@ -35,7 +35,7 @@ pub async fn write_object(
     object: &str,
     since: Option<DateTime<Utc>>,
 ) -> Result<ObjectEntry, EngineError> {
-    let total = connector.count(object).await.ok();
+    let total = connector.estimated_count(object).await;
     let bar = ctx.progress.bar(&format!("{} {object}", connector.name()), total);
     let mut pages = connector.export(object, since);
     let expected = total.unwrap_or(0) as usize;
@@ -52,6 +52,7 @@ pub async fn write_object(
         stored_bytes: 0,
         newest_modified: None,
         chunks: vec![],
+        index: Vec::new(),
     };
     let mut in_flight: VecDeque<ChunkJob> = VecDeque::new();
     let mut spare: Vec<Vec<u8>> = Vec::new();
@@ -100,10 +101,15 @@ pub async fn write_object(
     bar.finish();
     entry.deleted = encoder.deleted;
     entry.newest_modified = encoder.newest_modified;
-    let mut pairs = encoder.pairs;
-    let digest = tokio::task::spawn_blocking(move || pairs.finish())
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))?;
+    // The object's index: its (id, record hash) pairs in id order, for fast verify and diff.
+    let (mut pairs, store) = (encoder.pairs, ctx.store.clone());
+    let (digest, index) = tokio::task::spawn_blocking(move || {
+        let digest = pairs.finish();
+        store.write_index(&pairs, CHUNK_TARGET).map(|index| (digest, index))
+    })
+    .await
+    .map_err(|e| EngineError::Internal(e.to_string()))??;
+    entry.index = index;
     if !digest.duplicates.is_empty() {
         return Err(EngineError::Proof {
             message: format!(

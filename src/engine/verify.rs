@@ -99,7 +99,8 @@ pub async fn run(ctx: &Context, args: &VerifyArgs) -> Result<StepOutcome, Engine
     let reference = args.snapshot.as_deref().unwrap_or("latest");
     let manifest = ctx.store.resolve(reference, None)?;
     let (store, m, threads) = (ctx.store.clone(), manifest.clone(), ctx.threads);
-    let report = tokio::task::spawn_blocking(move || verify_snapshot(&store, &m, threads))
+    let read_data = args.read_data.unwrap_or(true);
+    let report = tokio::task::spawn_blocking(move || verify_snapshot(&store, &m, threads, read_data))
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?;
     if !report.findings.is_empty() {

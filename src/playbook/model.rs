@@ -275,6 +275,8 @@ pub struct VerifyArgs {
     pub connector: Option<String>,
     pub against: Option<String>,
     pub objects: Option<Vec<String>>,
+    /// Re-hash every record too (default for the step: yes).
+    pub read_data: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Clone)]

@@ -56,6 +56,10 @@ pub struct ObjectEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest_modified: Option<DateTime<Utc>>,
     pub chunks: Vec<ChunkRef>,
+    /// The object's `(id, record hash)` pairs in id order, split over chunks (see
+    /// [`super::index`]); empty for snapshots written before indexes existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub index: Vec<ChunkRef>,
 }
 
 /// A chunk of one object's records.

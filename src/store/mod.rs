@@ -5,6 +5,7 @@
 
 pub mod chunk;
 pub mod fsio;
+pub mod index;
 pub mod manifest;
 pub mod verify;
 
@@ -75,6 +76,10 @@ impl ChunkEncoder {
         hash
     }
 }
+
+/// Index chunks are mostly record hashes, which do not compress: zstd's fast mode stores them
+/// quickly.
+const INDEX_LEVEL: i32 = -5;
 
 /// What one chunk write produced.
 pub struct WrittenChunk {
@@ -164,6 +169,11 @@ impl Store {
     /// Compresses and durably writes an encoded chunk body holding `records` records; hands the
     /// body back so its buffer can be reused. CPU-bound: call from a blocking thread.
     pub fn write_encoded(&self, raw: Vec<u8>, records: u64) -> Result<(ChunkRef, Vec<u8>), StoreError> {
+        self.write_encoded_at(raw, records, self.config.level)
+    }
+
+    /// [`Self::write_encoded`] at a given zstd level.
+    fn write_encoded_at(&self, raw: Vec<u8>, records: u64, level: i32) -> Result<(ChunkRef, Vec<u8>), StoreError> {
         thread_local! {
             // Reused per thread: fresh multi-megabyte buffers cost page faults and zeroing.
             static STORED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -171,7 +181,7 @@ impl Store {
         let tmp = self.root.join("tmp");
         STORED.with(|stored| {
             let stored = &mut *stored.borrow_mut();
-            chunk::compress_into(&raw, self.config.level, stored).map_err(io("compress a chunk in", &tmp))?;
+            chunk::compress_into(&raw, level, stored).map_err(io("compress a chunk in", &tmp))?;
             let id = sha256(stored).to_hex();
             let path = self.chunk_path(&id);
             if !path.exists() {
@@ -185,6 +195,26 @@ impl Store {
             };
             Ok((chunk, raw))
         })
+    }
+
+    /// Writes finished (sorted) pairs as index chunks of at most `chunk_bytes` each.
+    pub fn write_index(&self, pairs: &ObjectDigester, chunk_bytes: usize) -> Result<Vec<ChunkRef>, StoreError> {
+        let mut refs = Vec::new();
+        let mut body = Vec::with_capacity(chunk_bytes + 4096);
+        let mut records = 0;
+        let mut pairs_iter = pairs.pairs().peekable();
+        while let Some((id, hash)) = pairs_iter.next() {
+            index::encode_pair(&mut body, id, &hash);
+            records += 1;
+            if body.len() >= chunk_bytes || pairs_iter.peek().is_none() {
+                let (chunk, mut reused) = self.write_encoded_at(std::mem::take(&mut body), records, INDEX_LEVEL)?;
+                refs.push(chunk);
+                reused.clear();
+                body = reused;
+                records = 0;
+            }
+        }
+        Ok(refs)
     }
 
     /// Reads a chunk's stored bytes.
@@ -295,12 +325,26 @@ impl Store {
         }
     }
 
-    /// The `(id, record_hash)` pairs of one object of a snapshot, sorted, plus line problems.
+    /// The `(id, record_hash)` pairs of one object of a snapshot, sorted: from its index when it
+    /// has one, else by hashing its chunks.
     pub fn object_pairs(&self, manifest: &Manifest, object: &str) -> Result<ObjectDigester, StoreError> {
         let mut all = ObjectDigester::new();
         let Some(entry) = manifest.objects.get(object) else {
             return Ok(all);
         };
+        if !entry.index.is_empty() {
+            for index in &entry.index {
+                let raw = self.load_chunk(index)?;
+                let part = index::decode(&raw).map_err(|message| StoreError::Corrupt {
+                    what: "index",
+                    path: self.chunk_path(&index.id),
+                    message,
+                })?;
+                all.merge(part);
+            }
+            all.finish();
+            return Ok(all);
+        }
         for chunk in &entry.chunks {
             let raw = self.load_chunk(chunk)?;
             let (pairs, _, errors) = chunk::hash_lines(&raw, object);
