@@ -334,6 +334,31 @@ impl Journal {
         Ok(())
     }
 
+    /// Records progress inside a step (e.g. batches restored), replacing the previous value.
+    pub async fn checkpoint(&self, run: &str, step: usize, key: &str, value: &str) -> Result<(), JournalError> {
+        sqlx::query("INSERT OR REPLACE INTO checkpoints (run_id, step_idx, key, value, at) VALUES (?, ?, ?, ?, ?)")
+            .bind(run)
+            .bind(step as i64)
+            .bind(key)
+            .bind(value)
+            .bind(now())
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// A step's checkpoints, key → value.
+    pub async fn checkpoints(&self, run: &str, step: usize) -> Result<Vec<(String, String)>, JournalError> {
+        let rows = sqlx::query("SELECT key, value FROM checkpoints WHERE run_id = ? AND step_idx = ? ORDER BY key")
+            .bind(run)
+            .bind(step as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     pub async fn runs(&self) -> Result<Vec<RunRow>, JournalError> {
         sqlx::query_as("SELECT * FROM runs ORDER BY id")
             .fetch_all(&self.pool)

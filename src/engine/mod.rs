@@ -3,6 +3,7 @@
 //! (hashing, compression) runs on blocking threads.
 
 pub mod backup;
+pub mod restore;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -54,6 +55,8 @@ pub struct Context {
     pub run_id: String,
     pub progress: Arc<dyn Progress>,
     pub threads: usize,
+    /// Index of the step running now, for checkpoints.
+    pub step: std::sync::atomic::AtomicUsize,
     connectors: Mutex<HashMap<String, Arc<dyn Connector>>>,
 }
 
@@ -67,6 +70,7 @@ impl Context {
             run_id,
             progress,
             threads,
+            step: std::sync::atomic::AtomicUsize::new(0),
             connectors: Mutex::new(HashMap::new()),
         }
     }
@@ -133,6 +137,7 @@ async fn run_action(ctx: &Context, step: &Step) -> Result<StepOutcome, EngineErr
     match &step.action {
         Action::Backup(args) => backup::run(ctx, args).await,
         Action::Verify(args) => verify::run(ctx, args).await,
+        Action::Restore(args) => restore::run(ctx, args).await,
         _ => Err(EngineError::Unsupported {
             step: step.action.keyword().into(),
         }),
@@ -142,6 +147,7 @@ async fn run_action(ctx: &Context, step: &Step) -> Result<StepOutcome, EngineErr
 /// Runs a step with its timeout and records it in the journal.
 async fn run_step(ctx: &Context, idx: usize, step: &Step, on_failure: bool) -> StepReport {
     let started = Instant::now();
+    ctx.step.store(idx, std::sync::atomic::Ordering::Relaxed);
     let _ = ctx
         .journal
         .start_step(&ctx.run_id, on_failure, idx, &step.name, step.action.keyword())

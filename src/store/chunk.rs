@@ -119,6 +119,37 @@ pub fn hash_lines(raw: &[u8], object: &str) -> (ObjectDigester, u64, Vec<LineErr
     (digester, deleted, errors)
 }
 
+/// The id of one line, read without parsing the whole line.
+fn line_id(line: &[u8], suffix: &[u8], id_finder: &memmem::FinderRev) -> Option<String> {
+    let body = line.strip_suffix(b"}")?.strip_suffix(suffix)?;
+    let at = id_finder.rfind(body)?;
+    serde_json::from_slice::<String>(&body[at + 6..]).ok()
+}
+
+/// Parses only the lines whose id is in `wanted` (cheap when few are wanted).
+pub fn decode_matching(raw: &[u8], object: &Arc<str>, wanted: &std::collections::HashSet<String>) -> Result<Vec<Record>, LineError> {
+    let mut suffix = b",\"object\":".to_vec();
+    crate::record::write_json_str(&mut suffix, object);
+    suffix.push(b'}');
+    let id_finder = memmem::FinderRev::new(b",\"id\":");
+    let mut out = Vec::new();
+    for (index, line) in raw.split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        match line_id(line, &suffix, &id_finder) {
+            Some(id) if !wanted.contains(&id) => continue,
+            _ => {}
+        }
+        let record = decode_lines(line, object).map_err(|e| LineError {
+            line: index + 1,
+            message: e.message,
+        })?;
+        out.extend(record);
+    }
+    Ok(out)
+}
+
 #[derive(Deserialize)]
 struct Line {
     deleted: bool,

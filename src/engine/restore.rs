@@ -1,0 +1,214 @@
+//! The `restore` step: make a connector equal to a snapshot, writing only what differs.
+//!
+//! The snapshot's `(id, hash)` pairs (from its index) are compared with the live connector's;
+//! records that are missing or changed are upserted from the snapshot, parents before children,
+//! and with `mode: replace` records the snapshot does not hold are deleted, children before
+//! parents. Each batch is one transaction and is checkpointed in the journal. The proof is a
+//! re-export of the destination whose digest must equal the snapshot's.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::json;
+
+use super::verify::{compare_live, describe_diffs, live_pairs};
+use super::{Context, EngineError, StepOutcome};
+use crate::connectors::{ApplyMode, Connector};
+use crate::diff::{RecordDiff, diff};
+use crate::playbook::model::RestoreArgs;
+use crate::store::manifest::Manifest;
+
+/// Records per write batch unless the step says otherwise.
+pub const DEFAULT_BATCH: usize = 1000;
+
+/// Orders objects parents first: the playbook's `order:` wins; otherwise the snapshot schema's
+/// foreign keys (an object whose table references another's comes after it); ties keep name order.
+pub fn parent_first(objects: &[String], manifest: &Manifest, order: Option<&Vec<String>>) -> Vec<String> {
+    if let Some(order) = order {
+        let mut out: Vec<String> = order.iter().filter(|o| objects.contains(o)).cloned().collect();
+        out.extend(objects.iter().filter(|o| !order.contains(o)).cloned());
+        return out;
+    }
+    let schema = &manifest.schema["objects"];
+    let table_of = |o: &str| schema[o]["table"].as_str().unwrap_or(o).to_string();
+    let tables: BTreeMap<String, String> = objects.iter().map(|o| (table_of(o), o.clone())).collect();
+    let parents = |o: &str| -> Vec<String> {
+        schema[o]["foreign_keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|fk| fk["table"].as_str())
+            .filter_map(|t| tables.get(t).cloned())
+            .filter(|p| p != o)
+            .collect()
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut pending: Vec<String> = objects.to_vec();
+    while !pending.is_empty() {
+        let ready = pending
+            .iter()
+            .position(|o| parents(o).iter().all(|p| out.contains(p) || !pending.contains(p)));
+        // A cycle: take the first remaining object and let the database judge.
+        let next = pending.remove(ready.unwrap_or(0));
+        out.push(next);
+    }
+    out
+}
+
+async fn checkpoint(ctx: &Context, key: &str, value: String) {
+    let step = ctx.step.load(std::sync::atomic::Ordering::Relaxed);
+    if let Err(e) = ctx.journal.checkpoint(&ctx.run_id, step, key, &value).await {
+        tracing::warn!("cannot record checkpoint `{key}`: {e}");
+    }
+}
+
+/// Upserts the snapshot's version of `ids` into `object`, in batches.
+async fn upsert(
+    ctx: &Context,
+    connector: &dyn Connector,
+    manifest: &Manifest,
+    object: &str,
+    ids: &[String],
+    batch: usize,
+) -> Result<u64, EngineError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let wanted: HashSet<String> = ids.iter().cloned().collect();
+    let (store, m, o) = (ctx.store.clone(), manifest.clone(), object.to_string());
+    let records = tokio::task::spawn_blocking(move || store.read_matching(&m, &o, &wanted))
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+    let bar = ctx.progress.bar(&format!("restore {object}"), Some(records.len() as u64));
+    let mut written = 0;
+    for (n, part) in records.chunks(batch).enumerate() {
+        connector.apply(object, part, ApplyMode::Upsert).await?;
+        written += part.len() as u64;
+        bar.inc(part.len() as u64);
+        checkpoint(
+            ctx,
+            &format!("{object}.upserted"),
+            format!("{written} records in {} batches", n + 1),
+        )
+        .await;
+    }
+    bar.finish();
+    Ok(written)
+}
+
+/// Deletes `ids` from `object`, in batches.
+async fn delete(ctx: &Context, connector: &dyn Connector, object: &str, ids: &[String], batch: usize) -> Result<u64, EngineError> {
+    let mut deleted = 0;
+    for part in ids.chunks(batch) {
+        deleted += connector.delete(object, part).await?;
+        checkpoint(ctx, &format!("{object}.deleted"), deleted.to_string()).await;
+    }
+    Ok(deleted)
+}
+
+pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, EngineError> {
+    let reference = args.snapshot.as_deref().unwrap_or("latest");
+    let scope = if reference.starts_with("latest") {
+        Some(args.to.as_str())
+    } else {
+        None
+    };
+    let manifest = ctx.store.resolve(reference, scope)?;
+    let connector = ctx.connector(&args.to).await?;
+    let replace = args.mode.as_deref().unwrap_or("replace") == "replace";
+    let batch = args.batch_size.unwrap_or(DEFAULT_BATCH).max(1);
+    let wanted: Vec<String> = args.objects.clone().unwrap_or_else(|| manifest.objects.keys().cloned().collect());
+    let configured = connector.objects();
+    for object in &wanted {
+        if !manifest.objects.contains_key(object) || !configured.contains(object) {
+            return Err(EngineError::Proof {
+                message: format!(
+                    "cannot restore object `{object}`: snapshot {} or connector `{}` does not have it",
+                    manifest.id, args.to
+                ),
+                hint: "restore a snapshot of the same objects, or list `objects:` on the step".into(),
+            });
+        }
+    }
+    let order = parent_first(&wanted, &manifest, args.order.as_ref());
+
+    let mut diffs: BTreeMap<String, RecordDiff> = BTreeMap::new();
+    for object in &order {
+        let (store, m, o) = (ctx.store.clone(), manifest.clone(), object.clone());
+        let snapshot = tokio::task::spawn_blocking(move || store.object_pairs(&m, &o))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let live = live_pairs(connector.as_ref(), object).await?;
+        diffs.insert(object.clone(), diff(&snapshot, &live));
+    }
+    let mut upserted = BTreeMap::new();
+    for object in &order {
+        let d = &diffs[object];
+        let ids: Vec<String> = d.deleted.iter().chain(&d.changed).cloned().collect();
+        upserted.insert(
+            object.clone(),
+            upsert(ctx, connector.as_ref(), &manifest, object, &ids, batch).await?,
+        );
+    }
+    let mut removed = BTreeMap::new();
+    for object in order.iter().rev() {
+        let extra = &diffs[object].added;
+        let n = if replace {
+            delete(ctx, connector.as_ref(), object, extra, batch).await?
+        } else {
+            0
+        };
+        removed.insert(object.clone(), n);
+    }
+
+    // Proof: the destination now equals the snapshot, object by object.
+    let proof_objects: Vec<String> = order.clone();
+    let after = compare_live(ctx, connector.as_ref(), &manifest, &proof_objects).await?;
+    let remaining: Vec<(String, RecordDiff)> = after
+        .into_iter()
+        .map(|(o, mut d)| {
+            if !replace {
+                d.added.clear();
+            }
+            (o, d)
+        })
+        .collect();
+    let lines = describe_diffs(&remaining);
+    if !lines.is_empty() {
+        return Err(EngineError::Proof {
+            message: format!(
+                "after restoring, connector `{}` still differs from snapshot {}:\n  {}",
+                args.to,
+                manifest.id,
+                lines.join("\n  ")
+            ),
+            hint: "the destination changed during the restore or refused some writes; freeze it and run the phase again".into(),
+        });
+    }
+    let summary: Vec<String> = order
+        .iter()
+        .map(|o| format!("{o} +{} ~{} -{}", diffs[o].deleted.len(), diffs[o].changed.len(), removed[o]))
+        .collect();
+    Ok(StepOutcome {
+        summary: format!(
+            "`{}` equals snapshot {} ({}; {} mode)",
+            args.to,
+            manifest.id,
+            summary.join(", "),
+            if replace { "replace" } else { "upsert" }
+        ),
+        detail: json!({
+            "connector": args.to,
+            "snapshot": manifest.id,
+            "root_digest": manifest.root_digest,
+            "mode": if replace { "replace" } else { "upsert" },
+            "order": order,
+            "objects": order.iter().map(|o| (o.clone(), json!({
+                "inserted": diffs[o].deleted.len(),
+                "updated": diffs[o].changed.len(),
+                "deleted": removed[o],
+                "written": upserted[o],
+                "kept_extra": if replace { 0 } else { diffs[o].added.len() },
+            }))).collect::<serde_json::Map<_, _>>(),
+        }),
+    })
+}

@@ -1,0 +1,99 @@
+//! The `restore` step against real SQLite files: only differences are written, parents before
+//! children, and the destination ends equal to the snapshot.
+
+mod common;
+
+use common::Sandbox;
+
+const PHASES: &str = "
+  restore:
+    - restore: { to: legacy, snapshot: latest, mode: replace, batch_size: 7 }
+    - verify: { connector: legacy, against: latest }
+  restore_upsert:
+    - restore: { to: legacy, mode: upsert }
+";
+
+fn sandbox() -> Sandbox {
+    let s = Sandbox::init(300);
+    let text = s.read("rollback.yaml").replace("\nphases:\n", &format!("\nphases:{PHASES}"));
+    s.write("rollback.yaml", &text);
+    s.run(&["execute", "--phase", "backup"]).ok();
+    s
+}
+
+/// Damages every object the way a bad migration would; returns nothing, asserts it applied.
+async fn damage(s: &Sandbox) {
+    let db = s.db("legacy").await;
+    for sql in [
+        "PRAGMA foreign_keys = OFF",
+        "UPDATE contacts SET email = 'wrong@example.com', notes = NULL WHERE id IN (3, 4, 5)",
+        "UPDATE deals SET amount = 0.5 WHERE id = 9",
+        // A parent and its children vanish: restoring needs the company before its contacts.
+        "DELETE FROM deals WHERE company_id = 2 OR contact_id IN (SELECT id FROM contacts WHERE company_id = 2)",
+        "DELETE FROM contacts WHERE company_id = 2",
+        "DELETE FROM companies WHERE id = 2",
+        // New rows the snapshot does not hold: a company with a contact that references it.
+        "INSERT INTO companies (id, name, created_at, updated_at) VALUES (9001, 'Fresh Co', '2026-11-21T09:00:00Z', '2026-11-21T09:00:00Z')",
+        "INSERT INTO contacts (id, email, company_id, created_at, updated_at) VALUES (9001, 'new@fresh.example', 9001, '2026-11-21T09:00:00Z', '2026-11-21T09:00:00Z')",
+    ] {
+        sqlx::query(sql).execute(&db).await.unwrap();
+    }
+    db.close().await;
+    s.run(&["verify", "--connector", "legacy"]).exits(1);
+}
+
+/// `mode: replace` writes only what differs and ends with the live CRM equal to the snapshot.
+#[tokio::test]
+async fn replace_restores_exactly_the_snapshot() {
+    let s = sandbox();
+    damage(&s).await;
+    let out = s.run(&["execute", "--phase", "restore", "--format", "json"]).ok();
+    let summary: serde_json::Value = serde_json::from_str(&out.stdout()).unwrap();
+    assert_eq!(summary["status"], "succeeded");
+    s.run(&["verify", "--connector", "legacy"]).ok();
+    let run = s.run(&["runs", "show", "latest", "--format", "json"]).ok();
+    let run: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let detail = &run["steps"][0]["detail"];
+    assert_eq!(
+        detail["order"],
+        serde_json::json!(["companies", "contacts", "deals"]),
+        "parents first"
+    );
+    assert_eq!(detail["objects"]["companies"]["inserted"], 1);
+    assert_eq!(detail["objects"]["companies"]["deleted"], 1);
+    assert_eq!(detail["objects"]["contacts"]["updated"], 3);
+    assert_eq!(detail["objects"]["contacts"]["deleted"], 1);
+    assert_eq!(detail["objects"]["deals"]["updated"], 1);
+    let contacts_restored = detail["objects"]["contacts"]["inserted"].as_u64().unwrap();
+    assert!(contacts_restored > 0, "the deleted company's contacts come back");
+    // Only differences were written.
+    assert_eq!(detail["objects"]["contacts"]["written"].as_u64().unwrap(), contacts_restored + 3);
+
+    // Batches were checkpointed in the journal.
+    let journal = sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(s.path(".rollback/journal.db")))
+        .await
+        .unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM checkpoints WHERE key LIKE 'contacts.%'")
+        .fetch_one(&journal)
+        .await
+        .unwrap();
+    assert!(n >= 1);
+
+    // Restoring an equal CRM writes nothing.
+    let out = s.run(&["execute", "--phase", "restore"]).ok();
+    out.says("companies +0 ~0 -0").says("contacts +0 ~0 -0");
+}
+
+/// `mode: upsert` restores changed and missing records but never deletes.
+#[tokio::test]
+async fn upsert_never_deletes() {
+    let s = sandbox();
+    damage(&s).await;
+    s.run(&["execute", "--phase", "restore_upsert"]).ok();
+    let out = s.run(&["verify", "--connector", "legacy", "--format", "json"]).exits(1);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout()).unwrap();
+    assert_eq!(v["objects"]["companies"]["added"], serde_json::json!(["9001"]));
+    assert_eq!(v["objects"]["contacts"]["added"], serde_json::json!(["9001"]));
+    assert_eq!(v["objects"]["contacts"]["changed"], serde_json::json!([]));
+    assert_eq!(v["objects"]["companies"]["deleted"], serde_json::json!([]));
+}
