@@ -66,6 +66,8 @@ pub enum Command {
     Snapshots(SnapshotsArgs),
     /// List and show runs from the journal.
     Runs(RunsArgs),
+    /// What is frozen now (by which run, since when) and who holds the store lock.
+    Status(StatusArgs),
 }
 
 #[derive(Debug, Args)]
@@ -153,4 +155,10 @@ pub enum RunsCommand {
     List,
     /// Show one run's steps, outcomes and timings (`latest` for the newest).
     Show { run: String },
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }

@@ -89,6 +89,16 @@ pub struct StepRow {
     pub error: Option<String>,
 }
 
+/// A freeze that has not been undone.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct FreezeRow {
+    pub id: i64,
+    pub connector: String,
+    pub run_id: String,
+    pub frozen_at: String,
+    pub receipt: String,
+}
+
 /// A new run's identity.
 pub struct NewRun<'a> {
     pub id: &'a str,
@@ -357,6 +367,41 @@ impl Journal {
             .await
             .map_err(self.err())?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Records a freeze receipt.
+    pub async fn record_freeze(&self, connector: &str, run: &str, receipt: &serde_json::Value) -> Result<(), JournalError> {
+        sqlx::query("INSERT INTO freeze_receipts (connector, run_id, frozen_at, receipt) VALUES (?, ?, ?, ?)")
+            .bind(connector)
+            .bind(run)
+            .bind(now())
+            .bind(receipt.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Freezes not yet undone, oldest first; for one connector or all.
+    pub async fn open_freezes(&self, connector: Option<&str>) -> Result<Vec<FreezeRow>, JournalError> {
+        let rows: Vec<FreezeRow> =
+            sqlx::query_as("SELECT id, connector, run_id, frozen_at, receipt FROM freeze_receipts WHERE unfrozen_at IS NULL ORDER BY id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(self.err())?;
+        Ok(rows.into_iter().filter(|r| connector.is_none_or(|c| r.connector == c)).collect())
+    }
+
+    /// Marks a freeze undone by `run`.
+    pub async fn record_unfreeze(&self, id: i64, run: &str) -> Result<(), JournalError> {
+        sqlx::query("UPDATE freeze_receipts SET unfrozen_at = ?, unfrozen_by = ? WHERE id = ?")
+            .bind(now())
+            .bind(run)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(())
     }
 
     pub async fn runs(&self) -> Result<Vec<RunRow>, JournalError> {

@@ -6,6 +6,7 @@ mod execute;
 mod init;
 mod runs;
 mod snapshots;
+mod status;
 mod ui;
 mod validate;
 mod verify;
@@ -59,6 +60,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Verify(args) => verify::run(g, args).await,
         Command::Snapshots(args) => snapshots::run(g, args).await,
         Command::Runs(args) => runs::run(g, args).await,
+        Command::Status(args) => status::run(g, args).await,
     }
 }
 

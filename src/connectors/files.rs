@@ -16,6 +16,9 @@ use super::{ApplyMode, ApplyOutcome, Capabilities, Connector, ConnectorError, PA
 use crate::playbook::{ConnectorConfig, ConnectorKind};
 use crate::record::{Fields, Record};
 
+/// The lock file a freeze writes; applications writing these files must honour it.
+pub const LOCK_FILE: &str = ".rollback-freeze.lock";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Format {
     JsonLines,
@@ -263,6 +266,35 @@ impl Connector for FilesConnector {
             written: batch.len() as u64,
             id_map: Vec::new(),
         })
+    }
+
+    async fn freeze(&self, run_id: &str, message: &str) -> Result<Value, ConnectorError> {
+        let path = self.dir.join(LOCK_FILE);
+        let body = json!({"run": run_id, "message": format!("frozen by rollback: {message}"), "since": crate::journal::now()});
+        let text = serde_json::to_vec_pretty(&body).expect("serialisable lock");
+        crate::store::fsio::write_atomic(&self.dir.join(".rollback-tmp"), &path, &text)
+            .map_err(|e| ConnectorError::new(&self.name, format!("cannot write lock file `{}`: {e}", path.display())))?;
+        let _ = std::fs::remove_dir(self.dir.join(".rollback-tmp"));
+        Ok(json!({"method": "lock_file", "run": run_id, "lock_file": LOCK_FILE}))
+    }
+
+    async fn unfreeze(&self, receipt: &Value) -> Result<(), ConnectorError> {
+        let path = self.dir.join(LOCK_FILE);
+        let current: Option<Value> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        match current {
+            None => Ok(()),
+            Some(lock) if lock["run"] == receipt["run"] => std::fs::remove_file(&path)
+                .map_err(|e| ConnectorError::new(&self.name, format!("cannot remove lock file `{}`: {e}", path.display()))),
+            Some(lock) => Err(ConnectorError::new(
+                &self.name,
+                format!("the lock file belongs to run `{}`, not to the receipt's run", lock["run"]),
+            )
+            .hint("unfreeze with the receipt of the run that froze it (`rollback status`)")),
+        }
+    }
+
+    async fn write_probe(&self) -> Result<bool, ConnectorError> {
+        Ok(!self.dir.join(LOCK_FILE).exists())
     }
 
     async fn delete(&self, object: &str, ids: &[String]) -> Result<u64, ConnectorError> {

@@ -3,6 +3,7 @@
 
 pub mod files;
 pub mod sqlite;
+mod sqlite_freeze;
 pub mod values;
 
 use std::fmt;
@@ -136,6 +137,27 @@ pub trait Connector: Send + Sync {
     fn export(&self, object: &str, since: Option<DateTime<Utc>>) -> RecordPages;
     async fn apply(&self, object: &str, batch: &[Record], mode: ApplyMode) -> Result<ApplyOutcome, ConnectorError>;
     async fn delete(&self, object: &str, ids: &[String]) -> Result<u64, ConnectorError>;
+    /// Stops user writes; returns the receipt that [`Connector::unfreeze`] needs to undo exactly
+    /// this freeze. `message` is what a blocked user sees.
+    async fn freeze(&self, run_id: &str, message: &str) -> Result<serde_json::Value, ConnectorError> {
+        let _ = (run_id, message);
+        Err(
+            ConnectorError::new(self.name(), format!("connector type `{}` cannot freeze", self.kind().name()))
+                .hint("use `freeze: { method: manual }`"),
+        )
+    }
+    /// Undoes what the freeze with `receipt` did.
+    async fn unfreeze(&self, receipt: &serde_json::Value) -> Result<(), ConnectorError> {
+        let _ = receipt;
+        Err(ConnectorError::new(
+            self.name(),
+            format!("connector type `{}` cannot unfreeze", self.kind().name()),
+        ))
+    }
+    /// Tries a user's write without keeping it: `true` when it would succeed.
+    async fn write_probe(&self) -> Result<bool, ConnectorError> {
+        Err(ConnectorError::new(self.name(), "this connector has no write probe"))
+    }
 }
 
 /// Builds the connector a config describes.

@@ -157,6 +157,15 @@ impl SqliteConnector {
     pub fn path(&self) -> &std::path::Path {
         &self.path
     }
+
+    pub fn name_str(&self) -> &str {
+        &self.name
+    }
+
+    /// The mapped tables.
+    pub fn tables(&self) -> Vec<String> {
+        self.tables.values().map(|t| t.table.clone()).collect()
+    }
 }
 
 /// The expression that selects one column into the row's `json_array`: reals travel as
@@ -425,7 +434,7 @@ impl Connector for SqliteConnector {
     async fn apply(&self, object: &str, batch: &[Record], _mode: ApplyMode) -> Result<ApplyOutcome, ConnectorError> {
         let map = self.table(object)?;
         let err = |e: sqlx::Error| sql_error(&self.name, e).object(object);
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let (mut tx, bypass) = super::sqlite_freeze::begin_write(self).await?;
         let mut start = 0;
         while start < batch.len() {
             let keys: Vec<&String> = batch[start].fields.keys().collect();
@@ -486,18 +495,30 @@ impl Connector for SqliteConnector {
             query.execute(&mut *tx).await.map_err(err)?;
             start = end;
         }
-        tx.commit().await.map_err(err)?;
+        super::sqlite_freeze::commit_write(self, tx, bypass).await?;
         Ok(ApplyOutcome {
             written: batch.len() as u64,
             id_map: Vec::new(),
         })
     }
 
+    async fn freeze(&self, run_id: &str, message: &str) -> Result<Value, ConnectorError> {
+        super::sqlite_freeze::freeze(self, run_id, message).await
+    }
+
+    async fn unfreeze(&self, receipt: &Value) -> Result<(), ConnectorError> {
+        super::sqlite_freeze::unfreeze(self, receipt).await
+    }
+
+    async fn write_probe(&self) -> Result<bool, ConnectorError> {
+        super::sqlite_freeze::write_probe(self).await
+    }
+
     async fn delete(&self, object: &str, ids: &[String]) -> Result<u64, ConnectorError> {
         let map = self.table(object)?;
         let err = |e: sqlx::Error| sql_error(&self.name, e).object(object);
         let id_class = map.column(&map.id).map(|c| c.class).unwrap_or(ColumnClass::Any);
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let (mut tx, bypass) = super::sqlite_freeze::begin_write(self).await?;
         let mut deleted = 0;
         for part in ids.chunks(MAX_PARAMS) {
             let sql = format!(
@@ -513,7 +534,7 @@ impl Connector for SqliteConnector {
             }
             deleted += query.execute(&mut *tx).await.map_err(err)?.rows_affected();
         }
-        tx.commit().await.map_err(err)?;
+        super::sqlite_freeze::commit_write(self, tx, bypass).await?;
         Ok(deleted)
     }
 }

@@ -1,0 +1,84 @@
+//! The `freeze` and `unfreeze` steps. A freeze's receipt goes to the journal, so an unfreeze in
+//! any later run undoes exactly what it did; a write probe proves the state after each.
+
+use serde_json::{Value, json};
+
+use super::{Context, EngineError, StepOutcome};
+use crate::playbook::model::ConnectorArgs;
+
+fn probe_failed(connector: &str, expected: &str) -> EngineError {
+    EngineError::Proof {
+        message: format!("connector `{connector}`: the write probe shows it is not {expected}"),
+        hint: "check the connector's freeze method and the rights of the tool's account; `rollback status` shows what is frozen".into(),
+    }
+}
+
+pub async fn freeze(ctx: &Context, args: &ConnectorArgs) -> Result<StepOutcome, EngineError> {
+    let name = &args.connector;
+    if let Some(open) = ctx.journal.open_freezes(Some(name)).await?.pop() {
+        return Ok(StepOutcome {
+            summary: format!(
+                "`{name}` is already frozen (by run {} since {}); nothing to do",
+                open.run_id, open.frozen_at
+            ),
+            detail: json!({"connector": name, "already_frozen_by": open.run_id, "since": open.frozen_at}),
+        });
+    }
+    let method = ctx
+        .playbook
+        .connector(name)
+        .and_then(|c| c.spec.freeze.as_ref())
+        .and_then(|f| f.method.clone());
+    if method.as_deref() == Some("manual") {
+        return Err(EngineError::Unsupported {
+            step: "freeze with `method: manual` (it needs the `pause` step)".into(),
+        });
+    }
+    let connector = ctx.connector(name).await?;
+    let message = format!(
+        "the CRM is read-only during rollback run {} (playbook `{}`)",
+        ctx.run_id, ctx.playbook.name
+    );
+    let receipt = connector.freeze(&ctx.run_id, &message).await?;
+    ctx.journal.record_freeze(name, &ctx.run_id, &receipt).await?;
+    if connector.write_probe().await? {
+        return Err(probe_failed(name, "frozen"));
+    }
+    Ok(StepOutcome {
+        summary: format!(
+            "`{name}` frozen ({}); a user write is refused",
+            receipt["method"].as_str().unwrap_or("?")
+        ),
+        detail: json!({"connector": name, "receipt": receipt, "probe": "write refused"}),
+    })
+}
+
+pub async fn unfreeze(ctx: &Context, args: &ConnectorArgs) -> Result<StepOutcome, EngineError> {
+    let name = &args.connector;
+    let open = ctx.journal.open_freezes(Some(name)).await?;
+    let connector = ctx.connector(name).await?;
+    if open.is_empty() {
+        return Ok(StepOutcome {
+            summary: format!("`{name}` is not frozen by this tool; nothing to undo"),
+            detail: json!({"connector": name, "was_frozen": false, "writable": connector.write_probe().await.ok()}),
+        });
+    }
+    let mut undone = Vec::new();
+    for freeze in open.iter().rev() {
+        let receipt: Value =
+            serde_json::from_str(&freeze.receipt).map_err(|e| EngineError::Internal(format!("freeze receipt {}: {e}", freeze.id)))?;
+        connector.unfreeze(&receipt).await?;
+        ctx.journal.record_unfreeze(freeze.id, &ctx.run_id).await?;
+        undone.push(json!({"frozen_by": freeze.run_id, "since": freeze.frozen_at, "receipt": receipt}));
+    }
+    if !connector.write_probe().await? {
+        return Err(probe_failed(name, "writable again"));
+    }
+    Ok(StepOutcome {
+        summary: format!(
+            "`{name}` unfrozen (undid the freeze of run {}); a user write goes through",
+            open[0].run_id
+        ),
+        detail: json!({"connector": name, "undone": undone, "probe": "write accepted"}),
+    })
+}
