@@ -65,6 +65,9 @@ pub async fn run(global: &Global, args: &SnapshotsArgs) -> anyhow::Result<u8> {
                     println!("run         {run}");
                 }
                 println!("root digest {}", m.root_digest);
+                if let Some(bookmark) = &m.bookmark {
+                    println!("bookmark    {}", crate::record::format_time(bookmark));
+                }
                 println!("objects:");
                 for (name, o) in &m.objects {
                     println!(
@@ -75,6 +78,9 @@ pub async fn run(global: &Global, args: &SnapshotsArgs) -> anyhow::Result<u8> {
                         o.chunks.len(),
                         o.digest
                     );
+                    if let Some(d) = &o.delta {
+                        println!("  {:<14} created {}, changed {}, deleted {}", "", d.created, d.changed, d.deleted);
+                    }
                 }
             }
         }

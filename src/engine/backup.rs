@@ -12,7 +12,7 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::{Context, EngineError, StepOutcome};
-use crate::connectors::Connector;
+use crate::connectors::{Connector, RecordPages};
 use crate::digest::{ObjectDigester, root_digest};
 use crate::playbook::model::BackupArgs;
 use crate::store::ChunkEncoder;
@@ -36,8 +36,19 @@ pub async fn write_object(
     since: Option<DateTime<Utc>>,
 ) -> Result<ObjectEntry, EngineError> {
     let total = connector.estimated_count(object).await;
-    let bar = ctx.progress.bar(&format!("{} {object}", connector.name()), total);
-    let mut pages = connector.export(object, since);
+    let pages = connector.export(object, since);
+    write_pages(ctx, &format!("{} {object}", connector.name()), object, pages, total).await
+}
+
+/// Writes a stream of record pages as one object of a snapshot; `label` names the progress bar.
+pub async fn write_pages(
+    ctx: &Context,
+    label: &str,
+    object: &str,
+    mut pages: RecordPages,
+    total: Option<u64>,
+) -> Result<ObjectEntry, EngineError> {
+    let bar = ctx.progress.bar(label, total);
     let expected = total.unwrap_or(0) as usize;
     let mut encoder = ChunkEncoder {
         pairs: ObjectDigester::with_capacity(expected + expected / 64, 8),
@@ -53,6 +64,7 @@ pub async fn write_object(
         newest_modified: None,
         chunks: vec![],
         index: Vec::new(),
+        delta: None,
     };
     let mut in_flight: VecDeque<ChunkJob> = VecDeque::new();
     let mut spare: Vec<Vec<u8>> = Vec::new();
@@ -113,8 +125,7 @@ pub async fn write_object(
     if !digest.duplicates.is_empty() {
         return Err(EngineError::Proof {
             message: format!(
-                "connector `{}`, object `{object}`: ids occur more than once: {}",
-                connector.name(),
+                "{label}, object `{object}`: ids occur more than once: {}",
                 crate::store::verify::preview(&digest.duplicates)
             ),
             hint: "the `id` column must be unique; set `id:` on the object to its primary key".into(),
@@ -133,12 +144,24 @@ pub async fn snapshot(
     kind: SnapshotKind,
     since: Option<DateTime<Utc>>,
 ) -> Result<Manifest, EngineError> {
-    let schema = connector.describe().await?;
     let created_at = Utc::now();
     let mut entries = BTreeMap::new();
     for object in objects {
         entries.insert(object.clone(), write_object(ctx, connector.as_ref(), object, since).await?);
     }
+    finish_snapshot(ctx, connector, entries, kind, since, created_at).await
+}
+
+/// Writes the manifest of a snapshot whose objects are written: last, so it exists whole or not.
+pub async fn finish_snapshot(
+    ctx: &Context,
+    connector: &Arc<dyn Connector>,
+    entries: BTreeMap<String, ObjectEntry>,
+    kind: SnapshotKind,
+    since: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+) -> Result<Manifest, EngineError> {
+    let schema = connector.describe().await?;
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         id: crate::ids::new_id(created_at),
@@ -147,6 +170,7 @@ pub async fn snapshot(
         connector_type: connector.kind().name().into(),
         created_at,
         since,
+        bookmark: None,
         run_id: Some(ctx.run_id.clone()),
         playbook_hash: Some(ctx.playbook.hash),
         root_digest: root_digest(entries.iter().map(|(k, v)| (k.as_str(), v.digest))),

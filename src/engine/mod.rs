@@ -3,6 +3,7 @@
 //! (hashing, compression) runs on blocking threads.
 
 pub mod backup;
+pub mod delta;
 pub mod freeze;
 pub mod restore;
 pub mod verify;
@@ -140,6 +141,7 @@ async fn run_action(ctx: &Context, step: &Step) -> Result<StepOutcome, EngineErr
         Action::Verify(args) => verify::run(ctx, args).await,
         Action::Restore(args) => restore::run(ctx, args).await,
         Action::Freeze(args) => freeze::freeze(ctx, args).await,
+        Action::ExportDelta(args) => delta::run(ctx, args).await,
         Action::Unfreeze(args) => freeze::unfreeze(ctx, args).await,
         _ => Err(EngineError::Unsupported {
             step: step.action.keyword().into(),

@@ -29,6 +29,9 @@ pub struct Manifest {
     /// For deltas: the bookmark the export started from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<DateTime<Utc>>,
+    /// For deltas: where the next `since: last` delta starts (the newest change seen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bookmark: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,6 +63,17 @@ pub struct ObjectEntry {
     /// [`super::index`]); empty for snapshots written before indexes existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub index: Vec<ChunkRef>,
+    /// For deltas: what happened to the object since the bookmark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<DeltaCounts>,
+}
+
+/// Records created, changed and deleted in a delta.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct DeltaCounts {
+    pub created: u64,
+    pub changed: u64,
+    pub deleted: u64,
 }
 
 /// A chunk of one object's records.
