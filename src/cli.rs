@@ -68,6 +68,8 @@ pub enum Command {
     Runs(RunsArgs),
     /// What is frozen now (by which run, since when) and who holds the store lock.
     Status(StatusArgs),
+    /// Render a notification template with a run's figures, without sending it.
+    Notify(NotifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -161,4 +163,14 @@ pub enum RunsCommand {
 pub struct StatusArgs {
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
+    /// The template to render: internal, customer, escalation, next_steps, or one the playbook adds.
+    #[arg(long)]
+    pub preview: String,
+    /// The run whose figures fill it (default: the newest).
+    #[arg(long, default_value = "latest")]
+    pub run: String,
 }

@@ -34,6 +34,7 @@ pub mod engine;
 pub mod generate;
 pub mod ids;
 pub mod journal;
+pub mod notify;
 pub mod playbook;
 pub mod progress;
 pub mod record;

@@ -4,6 +4,7 @@
 
 mod execute;
 mod init;
+mod notify;
 mod runs;
 mod snapshots;
 mod status;
@@ -61,6 +62,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Snapshots(args) => snapshots::run(g, args).await,
         Command::Runs(args) => runs::run(g, args).await,
         Command::Status(args) => status::run(g, args).await,
+        Command::Notify(args) => notify::run(g, args).await,
     }
 }
 

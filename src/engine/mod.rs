@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod delta;
 pub mod freeze;
+pub mod notify;
 pub mod restore;
 pub mod verify;
 
@@ -57,6 +58,8 @@ pub struct Context {
     pub run_id: String,
     pub progress: Arc<dyn Progress>,
     pub threads: usize,
+    /// Why the phase failed, once it has (for `on_failure` notifications).
+    pub failure: Mutex<Option<String>>,
     /// Index of the step running now, for checkpoints.
     pub step: std::sync::atomic::AtomicUsize,
     connectors: Mutex<HashMap<String, Arc<dyn Connector>>>,
@@ -72,6 +75,7 @@ impl Context {
             run_id,
             progress,
             threads,
+            failure: Mutex::new(None),
             step: std::sync::atomic::AtomicUsize::new(0),
             connectors: Mutex::new(HashMap::new()),
         }
@@ -142,6 +146,7 @@ async fn run_action(ctx: &Context, step: &Step) -> Result<StepOutcome, EngineErr
         Action::Restore(args) => restore::run(ctx, args).await,
         Action::Freeze(args) => freeze::freeze(ctx, args).await,
         Action::ExportDelta(args) => delta::run(ctx, args).await,
+        Action::Notify(args) => notify::run(ctx, args).await,
         Action::Unfreeze(args) => freeze::unfreeze(ctx, args).await,
         _ => Err(EngineError::Unsupported {
             step: step.action.keyword().into(),
@@ -262,6 +267,7 @@ pub async fn execute_phase(ctx: &Context, phase: &str) -> Result<RunSummary, Eng
         }
     }
     if status == RunStatus::Failed {
+        *ctx.failure.lock().await = failure.clone();
         for (idx, step) in ctx.playbook.on_failure.iter().enumerate() {
             reports.push(run_step(ctx, idx, step, true).await);
         }

@@ -12,7 +12,12 @@ use super::model::*;
 use super::{Action, ConnectorKind, merge_connector, step_action};
 
 /// Built-in notification templates.
-pub const BUILTIN_TEMPLATES: [&str; 4] = ["internal", "customer", "escalation", "next_steps"];
+pub const BUILTIN_TEMPLATES: [&str; 4] = [
+    crate::notify::BUILTIN[0].0,
+    crate::notify::BUILTIN[1].0,
+    crate::notify::BUILTIN[2].0,
+    crate::notify::BUILTIN[3].0,
+];
 
 /// Keys each connector type accepts beyond `type`, and the ones it requires.
 fn keys_for(kind: ConnectorKind) -> (&'static [&'static str], &'static [&'static str]) {
