@@ -70,6 +70,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Render a notification template with a run's figures, without sending it.
     Notify(NotifyArgs),
+    /// Rehearse: backup phase, simulated migration and user traffic, immediate phase, proofs.
+    Drill(DrillArgs),
 }
 
 #[derive(Debug, Args)]
@@ -173,4 +175,28 @@ pub struct NotifyArgs {
     /// The run whose figures fill it (default: the newest).
     #[arg(long, default_value = "latest")]
     pub run: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// Environment to rehearse in (default: `sandbox` when the playbook defines it).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Records created, changed and deleted per object in the new CRM after cutover.
+    #[arg(long, default_value_t = 5)]
+    pub traffic: u64,
+    /// Let the simulated migration also change and delete records in the old CRM.
+    #[arg(long)]
+    pub damage: bool,
+    /// Seed for the simulated traffic.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Answer yes to every confirmation (for CI).
+    #[arg(long)]
+    pub yes: bool,
+    /// Clear a stale store lock left by a process that died, then run.
+    #[arg(long)]
+    pub force_unlock: bool,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }

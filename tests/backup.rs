@@ -64,12 +64,8 @@ fn backup_then_verify_names_every_kind_of_damage() {
 async fn live_compare_names_the_changed_row() {
     let s = Sandbox::init(200);
     s.run(&["execute", "--phase", "backup"]).ok();
-    let db = s.db("legacy").await;
-    sqlx::query("UPDATE contacts SET phone = '+1 555 0100' WHERE id = 17")
-        .execute(&db)
-        .await
-        .unwrap();
-    db.close().await;
+    s.write_as_tool("legacy", &["UPDATE contacts SET phone = '+1 555 0100' WHERE id = 17"])
+        .await;
     s.run(&["verify", "--connector", "legacy"])
         .exits(1)
         .says("object `contacts`: 1 changed: `17`")
@@ -87,9 +83,7 @@ async fn live_compare_names_the_changed_row() {
 async fn failed_step_is_journaled_with_exit_1() {
     let s = Sandbox::init(100);
     s.run(&["execute", "--phase", "backup"]).ok();
-    let db = s.db("legacy").await;
-    sqlx::query("DELETE FROM deals WHERE id = 3").execute(&db).await.unwrap();
-    db.close().await;
+    s.write_as_tool("legacy", &["DELETE FROM deals WHERE id = 3"]).await;
     let playbook = s.read("rollback.yaml").replace(
         "    - name: Back up the legacy CRM\n      backup: { from: legacy }\n    - name: Re-hash the snapshot\n      verify: { snapshot: latest }\n",
         "",
@@ -99,7 +93,10 @@ async fn failed_step_is_journaled_with_exit_1() {
     let out = s.run(&["runs", "show", "latest", "--format", "json"]).ok();
     let v: serde_json::Value = serde_json::from_str(&out.stdout()).unwrap();
     assert_eq!(v["run"]["status"], "failed");
-    assert_eq!(v["steps"][0]["status"], "failed");
+    assert_eq!(v["steps"][0]["action"], "freeze");
+    assert_eq!(v["steps"][0]["status"], "succeeded");
+    assert_eq!(v["steps"][1]["action"], "verify");
+    assert_eq!(v["steps"][1]["status"], "failed");
     s.run(&["runs", "list"]).ok().says("succeeded").says("failed");
 }
 
@@ -198,14 +195,7 @@ fn crash_mid_backup_leaves_whole_snapshot_or_none() {
 async fn snapshots_diff_lists_ids() {
     let s = Sandbox::init(100);
     s.run(&["execute", "--phase", "backup"]).ok();
-    let db = s.db("legacy").await;
-    sqlx::query("UPDATE contacts SET first_name = 'Zoë' WHERE id = 5")
-        .execute(&db)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM deals WHERE id = 7").execute(&db).await.unwrap();
-    sqlx::query("INSERT INTO companies (id, name, created_at, updated_at) VALUES (999, 'Nová s.r.o.', '2026-11-21T10:00:00Z', '2026-11-21T10:00:00Z')").execute(&db).await.unwrap();
-    db.close().await;
+    s.write_as_tool("legacy", &["UPDATE contacts SET first_name = 'Zoë' WHERE id = 5", "DELETE FROM deals WHERE id = 7", "INSERT INTO companies (id, name, created_at, updated_at) VALUES (999, 'Nová s.r.o.', '2026-11-21T10:00:00Z', '2026-11-21T10:00:00Z')"]).await;
     s.run(&["execute", "--phase", "backup"]).ok();
     let ids = s.snapshot_ids();
     assert_eq!(ids.len(), 2);

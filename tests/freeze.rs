@@ -23,34 +23,32 @@ async fn user_write(s: &Sandbox) -> Result<u64, String> {
     r.map(|r| r.rows_affected()).map_err(|e| e.to_string())
 }
 
-/// User writes fail while frozen (naming the run), succeed after an unfreeze in a later run; the
-/// tool restores while frozen; freezing twice and unfreezing twice say so.
+/// The backup phase freezes the legacy CRM: user writes fail (naming the run) while the tool
+/// still restores; freezing twice says so; an unfreeze in a later run undoes exactly that freeze,
+/// user writes succeed again, and unfreezing twice says so.
 #[tokio::test]
 async fn sqlite_freeze_blocks_users_not_the_tool() {
     let s = Sandbox::init(100);
     let text = s.read("rollback.yaml").replace("\nphases:\n", &format!("\nphases:{PHASES}"));
     s.write("rollback.yaml", &text);
-    s.run(&["execute", "--phase", "backup"]).ok();
-    s.run(&["status"]).ok().says("nothing is frozen");
-
-    let out = s.run(&["execute", "--phase", "freeze"]).ok().says("frozen (triggers)");
+    assert_eq!(user_write(&s).await.unwrap(), 1, "writable before the freeze");
+    s.run(&["execute", "--phase", "backup"])
+        .ok()
+        .says("frozen (triggers); a user write is refused");
     let run: serde_json::Value = serde_json::from_str(&s.run(&["runs", "show", "latest", "--format", "json"]).stdout()).unwrap();
     let freeze_run = run["run"]["id"].as_str().unwrap().to_string();
-    drop(out);
     let err = user_write(&s).await.unwrap_err();
     assert!(err.contains("frozen by rollback") && err.contains(&freeze_run), "{err}");
     s.run(&["status"]).ok().says("FROZEN  connector `legacy`").says(&freeze_run);
-    s.run(&["execute", "--phase", "freeze"]).ok().says("already frozen");
+    s.run(&["execute", "--phase", "freeze"])
+        .ok()
+        .says("already frozen")
+        .says(&freeze_run);
 
     // The tool itself still writes: a restore of damaged data while frozen.
-    let db = s.db("legacy").await;
-    sqlx::query("DROP TRIGGER \"_rollback_freeze_deals_delete\"")
-        .execute(&db)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM deals WHERE id = 4").execute(&db).await.unwrap();
-    db.close().await;
+    s.write_as_tool("legacy", &["DELETE FROM deals WHERE id = 4"]).await;
     s.run(&["execute", "--phase", "restore"]).ok().says("deals +1");
+    assert!(user_write(&s).await.is_err(), "still frozen after the tool's writes");
 
     s.run(&["execute", "--phase", "unfreeze"]).ok().says("unfrozen").says(&freeze_run);
     assert_eq!(user_write(&s).await.unwrap(), 1);

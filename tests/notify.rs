@@ -69,12 +69,13 @@ async fn receiver(failures: usize) -> (String, Arc<std::sync::Mutex<Vec<(String,
 }
 
 fn playbook(s: &Sandbox, extra_phases: &str) {
-    let text = s.read("rollback.yaml").replace(
-        "\nphases:\n",
-        &format!(
-            "\nnotify:\n  channels:\n    team: {{ type: webhook, url: \"${{env:ROLLBACK_TEST_HOOK}}\", format: slack, retries: 3, timeout: 5s }}\n    log: {{ type: file, path: notifications.log }}\n\nphases:{extra_phases}"
-        ),
-    );
+    let text = s
+        .read("rollback.yaml")
+        .replace(
+            "    log: { type: file, path: notifications.log }\n",
+            "    log: { type: file, path: notifications.log }\n    team: { type: webhook, url: \"${env:ROLLBACK_TEST_HOOK}\", format: slack, retries: 3, timeout: 5s }\n",
+        )
+        .replace("\nphases:\n", &format!("\nphases:{extra_phases}"));
     s.write("rollback.yaml", &text);
 }
 
@@ -123,8 +124,10 @@ async fn webhook_retries_until_delivered_once() {
 async fn on_failure_runs_and_failures_are_journaled() {
     let s = Sandbox::init(20);
     playbook(&s, "\n  broken:\n    - verify: { snapshot: nope }\n");
-    let text = s.read("rollback.yaml")
-        + "\non_failure:\n  - notify: { channels: [log], template: escalation }\n  - notify: { channels: [team], template: escalation }\n";
+    let text = s.read("rollback.yaml").replace(
+        "on_failure:\n  - notify: { channels: [log], template: escalation }\n",
+        "on_failure:\n  - notify: { channels: [log], template: escalation }\n  - notify: { channels: [team], template: escalation }\n",
+    );
     s.write("rollback.yaml", &text);
     let mut cmd = s.cmd();
     cmd.args(["execute", "--phase", "broken"])

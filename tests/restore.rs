@@ -23,9 +23,9 @@ fn sandbox() -> Sandbox {
 
 /// Damages every object the way a bad migration would; returns nothing, asserts it applied.
 async fn damage(s: &Sandbox) {
-    let db = s.db("legacy").await;
-    for sql in [
-        "PRAGMA foreign_keys = OFF",
+    s.write_as_tool(
+        "legacy",
+        &[
         "UPDATE contacts SET email = 'wrong@example.com', notes = NULL WHERE id IN (3, 4, 5)",
         "UPDATE deals SET amount = 0.5 WHERE id = 9",
         // A parent and its children vanish: restoring needs the company before its contacts.
@@ -35,10 +35,9 @@ async fn damage(s: &Sandbox) {
         // New rows the snapshot does not hold: a company with a contact that references it.
         "INSERT INTO companies (id, name, created_at, updated_at) VALUES (9001, 'Fresh Co', '2026-11-21T09:00:00Z', '2026-11-21T09:00:00Z')",
         "INSERT INTO contacts (id, email, company_id, created_at, updated_at) VALUES (9001, 'new@fresh.example', 9001, '2026-11-21T09:00:00Z', '2026-11-21T09:00:00Z')",
-    ] {
-        sqlx::query(sql).execute(&db).await.unwrap();
-    }
-    db.close().await;
+        ],
+    )
+    .await;
     s.run(&["verify", "--connector", "legacy"]).exits(1);
 }
 

@@ -24,18 +24,7 @@ pub async fn run(global: &Global, args: &ExecuteArgs) -> anyhow::Result<u8> {
     if !missing.is_empty() {
         return Err(super::BadInput(missing.join("\n")).into());
     }
-    let store = Store::open_or_create(&playbook.store_path, playbook.compression_level)?;
-    let journal = Journal::open(&store.journal_path()).await?;
-    if args.force_unlock
-        && let Some(holder) = journal.lock_holder().await?
-    {
-        if !is_stale(&holder) {
-            bail!(JournalError::Held(Box::new(holder)));
-        }
-        journal.force_unlock().await?;
-        eprintln!("cleared the stale lock of {holder}");
-    }
-    journal.acquire_lock(&format!("execute --phase {}", args.phase), None).await?;
+    let (store, journal) = lock_store(&playbook, &format!("execute --phase {}", args.phase), args.force_unlock).await?;
     let run_id = crate::ids::new_id(chrono::Utc::now());
     let ctx = Context::new(playbook, store, journal.clone(), run_id, super::ui::progress(global.no_progress));
     let result = execute_phase(&ctx, &args.phase).await;
@@ -50,6 +39,21 @@ pub async fn run(global: &Global, args: &ExecuteArgs) -> anyhow::Result<u8> {
         RunStatus::Failed => super::FAILED,
         RunStatus::Interrupted => super::INTERRUPTED,
     })
+}
+
+/// Opens (creating) the store and journal and takes the lock, clearing a stale one on request.
+pub async fn lock_store(playbook: &crate::playbook::Playbook, command: &str, force_unlock: bool) -> anyhow::Result<(Store, Journal)> {
+    let store = Store::open_or_create(&playbook.store_path, playbook.compression_level)?;
+    let journal = Journal::open(&store.journal_path()).await?;
+    if force_unlock && let Some(holder) = journal.lock_holder().await? {
+        if !is_stale(&holder) {
+            bail!(JournalError::Held(Box::new(holder)));
+        }
+        journal.force_unlock().await?;
+        eprintln!("cleared the stale lock of {holder}");
+    }
+    journal.acquire_lock(command, None).await?;
+    Ok((store, journal))
 }
 
 /// The human run report.

@@ -2,6 +2,7 @@
 //! stdout and everything else to stderr, and returns an exit code:
 //! 0 success · 1 a step, check or verification failed · 2 bad input · 3 not ready · 130 interrupted.
 
+mod drill;
 mod execute;
 mod init;
 mod notify;
@@ -63,6 +64,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Runs(args) => runs::run(g, args).await,
         Command::Status(args) => status::run(g, args).await,
         Command::Notify(args) => notify::run(g, args).await,
+        Command::Drill(args) => drill::run(g, args).await,
     }
 }
 

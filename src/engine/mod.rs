@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod delta;
+pub mod drill;
 pub mod freeze;
 pub mod notify;
 pub mod restore;

@@ -79,6 +79,34 @@ impl Sandbox {
         self.path(&format!(".rollback/chunks/{}/{id}", &id[..2]))
     }
 
+    /// Runs `statements` on a sandbox database in one transaction, the way the tool writes to a
+    /// frozen CRM (through its bypass), so tests can stand in for a migration tool or an admin.
+    pub async fn write_as_tool(&self, name: &str, statements: &[&'static str]) {
+        let db = self.db(name).await;
+        let mut conn = db.acquire().await.unwrap();
+        sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await.unwrap();
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
+        let frozen: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE name = '_rollback_bypass'")
+            .fetch_optional(&mut *tx)
+            .await
+            .unwrap();
+        if frozen.is_some() {
+            sqlx::query("INSERT INTO _rollback_bypass (open) VALUES (1)")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        for statement in statements {
+            sqlx::query(*statement).execute(&mut *tx).await.unwrap();
+        }
+        if frozen.is_some() {
+            sqlx::query("DELETE FROM _rollback_bypass").execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        drop(conn);
+        db.close().await;
+    }
+
     /// A connection to one of the sandbox databases.
     pub async fn db(&self, name: &str) -> sqlx::SqlitePool {
         let options = sqlx::sqlite::SqliteConnectOptions::new().filename(self.path(&format!("sandbox/{name}.db")));
