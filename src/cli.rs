@@ -104,6 +104,10 @@ pub struct ExecuteArgs {
     /// Clear a stale store lock left by a process that died, then run.
     #[arg(long)]
     pub force_unlock: bool,
+    /// Continue a run that crashed or was interrupted (default: the newest such run) at its first
+    /// unfinished step; completed steps are not redone. Takes over the lock it left.
+    #[arg(long, num_args = 0..=1, default_missing_value = "latest", value_name = "RUN")]
+    pub resume: Option<String>,
     /// Report format on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,

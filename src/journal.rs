@@ -404,6 +404,31 @@ impl Journal {
         Ok(())
     }
 
+    /// Marks an unfinished run as running again (resumed by this process).
+    pub async fn resume_run(&self, id: &str) -> Result<(), JournalError> {
+        sqlx::query("UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, host = ?, pid = ? WHERE id = ?")
+            .bind(hostname())
+            .bind(std::process::id() as i64)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        self.event(
+            Some(id),
+            "info",
+            &format!("resumed by pid {} on `{}`", std::process::id(), hostname()),
+        )
+        .await
+    }
+
+    /// Runs that started and never finished (crashed, killed or interrupted), oldest first.
+    pub async fn dirty_runs(&self) -> Result<Vec<RunRow>, JournalError> {
+        sqlx::query_as("SELECT * FROM runs WHERE status IN ('running', 'interrupted') ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err())
+    }
+
     pub async fn runs(&self) -> Result<Vec<RunRow>, JournalError> {
         sqlx::query_as("SELECT * FROM runs ORDER BY id")
             .fetch_all(&self.pool)

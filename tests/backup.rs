@@ -185,9 +185,18 @@ fn crash_mid_backup_leaves_whole_snapshot_or_none() {
         s.run(&["verify", &id]).ok();
     }
     s.run(&["execute", "--phase", "backup"]).exits(3).says("stale lock");
-    s.run(&["execute", "--phase", "backup", "--force-unlock"]).ok();
+    s.run(&["execute", "--phase", "backup", "--force-unlock"])
+        .exits(3)
+        .says("did not finish")
+        .says("--resume");
+    s.run(&["execute", "--phase", "backup", "--resume"])
+        .ok()
+        .says("completed before the interruption; not redone");
     s.run(&["verify"]).ok();
-    s.run(&["runs", "list"]).ok().says("running").says("succeeded");
+    let runs = s.run(&["runs", "list", "--format", "json"]).ok();
+    let runs: serde_json::Value = serde_json::from_str(&runs.stdout()).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1, "the crashed run was resumed, not replaced");
+    assert_eq!(runs[0]["status"], "succeeded");
 }
 
 /// Snapshot diff lists added, changed and deleted ids per object.

@@ -26,6 +26,10 @@ pub async fn run(global: &Global, args: &DrillArgs) -> anyhow::Result<u8> {
         return Err(super::BadInput(missing.join("\n")).into());
     }
     let (store, journal) = super::execute::lock_store(&playbook, "drill", args.force_unlock).await?;
+    if let Some(run) = journal.dirty_runs().await?.last() {
+        journal.release_lock().await?;
+        return Err(super::NotReady(super::execute::unfinished(run)).into());
+    }
     let progress = super::ui::progress(global.no_progress);
     let make = || {
         Context::new(

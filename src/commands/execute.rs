@@ -24,9 +24,22 @@ pub async fn run(global: &Global, args: &ExecuteArgs) -> anyhow::Result<u8> {
     if !missing.is_empty() {
         return Err(super::BadInput(missing.join("\n")).into());
     }
-    let (store, journal) = lock_store(&playbook, &format!("execute --phase {}", args.phase), args.force_unlock).await?;
-    let run_id = crate::ids::new_id(chrono::Utc::now());
-    let ctx = Context::new(playbook, store, journal.clone(), run_id, super::ui::progress(global.no_progress));
+    let command = format!("execute --phase {}", args.phase);
+    let (store, journal) = lock_store(&playbook, &command, args.force_unlock || args.resume.is_some()).await?;
+    let resumed = match choose_run(&journal, args).await {
+        Ok(resumed) => resumed,
+        Err(e) => {
+            journal.release_lock().await?;
+            return Err(e);
+        }
+    };
+    if let Some(run) = &resumed {
+        journal.set_lock_run(run).await?;
+    }
+    let run_id = resumed.clone().unwrap_or_else(|| crate::ids::new_id(chrono::Utc::now()));
+    let mut ctx = Context::new(playbook, store, journal.clone(), run_id, super::ui::progress(global.no_progress));
+    ctx.resume = resumed.is_some();
+    ctx.yes = args.yes;
     let result = execute_phase(&ctx, &args.phase).await;
     journal.release_lock().await?;
     let summary = result?;
@@ -39,6 +52,49 @@ pub async fn run(global: &Global, args: &ExecuteArgs) -> anyhow::Result<u8> {
         RunStatus::Failed => super::FAILED,
         RunStatus::Interrupted => super::INTERRUPTED,
     })
+}
+
+/// The run to resume (`--resume`), or `None` for a new run; refuses a new run while an earlier one
+/// is unfinished.
+async fn choose_run(journal: &Journal, args: &ExecuteArgs) -> anyhow::Result<Option<String>> {
+    let dirty = journal.dirty_runs().await?;
+    let Some(reference) = &args.resume else {
+        if let Some(run) = dirty.last() {
+            return Err(super::NotReady(unfinished(run)).into());
+        }
+        return Ok(None);
+    };
+    let run = if reference == "latest" {
+        dirty
+            .last()
+            .cloned()
+            .ok_or_else(|| super::BadInput("there is no unfinished run to resume\nhint: `rollback runs list` shows every run".into()))?
+    } else {
+        journal.run(reference).await?
+    };
+    if !dirty.iter().any(|d| d.id == run.id) {
+        return Err(super::BadInput(format!(
+            "run {} finished with status `{}`; only unfinished runs can be resumed",
+            run.id, run.status
+        ))
+        .into());
+    }
+    if run.phase != args.phase {
+        return Err(super::BadInput(format!(
+            "run {} is of phase `{}`, not `{}`\nhint: pass `--phase {}`",
+            run.id, run.phase, args.phase, run.phase
+        ))
+        .into());
+    }
+    Ok(Some(run.id))
+}
+
+/// Why nothing new may start while `run` is unfinished.
+pub fn unfinished(run: &crate::journal::RunRow) -> String {
+    format!(
+        "run {} of phase `{}` did not finish (status `{}`, started {}); nothing else may run until it does\nhint: `rollback execute --phase {} --resume` continues it where it stopped",
+        run.id, run.phase, run.status, run.started_at, run.phase
+    )
 }
 
 /// Opens (creating) the store and journal and takes the lock, clearing a stale one on request.

@@ -33,6 +33,11 @@ pub const INTERRUPTED: u8 = 130;
 #[error("{0}")]
 pub struct BadInput(pub String);
 
+/// Not ready to proceed (an unfinished run, say): exit 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotReady(pub String);
+
 /// Parses nothing, runs the command, and maps errors to exit codes.
 pub fn run(cli: Cli) -> u8 {
     init_logging(cli.global.log_format, cli.global.verbose, cli.global.quiet);
@@ -84,6 +89,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if cause.is::<PlaybookError>() || cause.is::<SecretError>() || cause.is::<BadInput>() {
             return BAD_INPUT;
+        }
+        if cause.is::<NotReady>() {
+            return NOT_READY;
         }
         if let Some(JournalError::Held(_) | JournalError::Stale(_)) = cause.downcast_ref::<JournalError>() {
             return NOT_READY;

@@ -59,6 +59,10 @@ pub struct Context {
     pub run_id: String,
     pub progress: Arc<dyn Progress>,
     pub threads: usize,
+    /// Continue this run (its id is `run_id`) instead of starting a new one.
+    pub resume: bool,
+    /// Answer yes to confirmations (`pause` steps).
+    pub yes: bool,
     /// Why the phase failed, once it has (for `on_failure` notifications).
     pub failure: Mutex<Option<String>>,
     /// Index of the step running now, for checkpoints.
@@ -76,6 +80,8 @@ impl Context {
             run_id,
             progress,
             threads,
+            resume: false,
+            yes: false,
             failure: Mutex::new(None),
             step: std::sync::atomic::AtomicUsize::new(0),
             connectors: Mutex::new(HashMap::new()),
@@ -223,16 +229,27 @@ async fn run_step(ctx: &Context, idx: usize, step: &Step, on_failure: bool) -> S
 pub async fn execute_phase(ctx: &Context, phase: &str) -> Result<RunSummary, EngineError> {
     let steps = ctx.playbook.phases.get(phase).cloned().unwrap_or_default();
     let started = Instant::now();
-    ctx.journal
-        .start_run(&NewRun {
-            id: &ctx.run_id,
-            phase,
-            environment: ctx.playbook.environment.as_deref(),
-            playbook: &ctx.playbook.path.display().to_string(),
-            playbook_hash: &ctx.playbook.hash.to_string(),
-            dry_run: false,
-        })
-        .await?;
+    let mut done = std::collections::HashSet::new();
+    if ctx.resume {
+        for s in ctx.journal.steps(&ctx.run_id).await? {
+            if !s.on_failure && s.status == "succeeded" {
+                done.insert(s.idx as usize);
+            }
+        }
+        ctx.journal.resume_run(&ctx.run_id).await?;
+        tracing::info!(run = %ctx.run_id, "resuming; {} completed steps are not redone", done.len());
+    } else {
+        ctx.journal
+            .start_run(&NewRun {
+                id: &ctx.run_id,
+                phase,
+                environment: ctx.playbook.environment.as_deref(),
+                playbook: &ctx.playbook.path.display().to_string(),
+                playbook_hash: &ctx.playbook.hash.to_string(),
+                dry_run: false,
+            })
+            .await?;
+    }
     ctx.journal.set_lock_run(&ctx.run_id).await?;
     let heartbeat = {
         let journal = ctx.journal.clone();
@@ -247,6 +264,18 @@ pub async fn execute_phase(ctx: &Context, phase: &str) -> Result<RunSummary, Eng
     let mut failure = None;
     let mut status = RunStatus::Succeeded;
     for (idx, step) in steps.iter().enumerate() {
+        if done.contains(&idx) {
+            reports.push(StepReport {
+                name: step.name.clone(),
+                action: step.action.keyword().into(),
+                status: "done before".into(),
+                duration_ms: 0,
+                summary: Some("completed before the interruption; not redone".into()),
+                error: None,
+                on_failure: false,
+            });
+            continue;
+        }
         let step_future = run_step(ctx, idx, step, false);
         let report = tokio::select! {
             report = step_future => report,
