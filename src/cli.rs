@@ -101,6 +101,10 @@ pub struct ExecuteArgs {
     /// Answer yes to every confirmation (for CI).
     #[arg(long)]
     pub yes: bool,
+    /// Read for real, write nothing anywhere (connectors, store, journal, channels), and print
+    /// what each step would change.
+    #[arg(long, conflicts_with_all = ["resume", "force_unlock"])]
+    pub dry_run: bool,
     /// Clear a stale store lock left by a process that died, then run.
     #[arg(long)]
     pub force_unlock: bool,

@@ -171,6 +171,33 @@ impl Journal {
         Ok(Journal { pool, path: shown })
     }
 
+    /// Opens the journal without ever writing to it or beside it (dry runs, plans); an empty
+    /// in-memory journal when there is none yet.
+    pub async fn open_read_only(path: &Path) -> Result<Journal, JournalError> {
+        let shown = path.display().to_string();
+        let err = |e: &dyn std::fmt::Display| JournalError::Db {
+            path: shown.clone(),
+            message: e.to_string(),
+        };
+        if !path.exists() {
+            let options = SqliteConnectOptions::new().in_memory(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .map_err(|e| err(&e))?;
+            sqlx::migrate!("./migrations").run(&pool).await.map_err(|e| err(&e))?;
+            return Ok(Journal { pool, path: shown });
+        }
+        let options = SqliteConnectOptions::new().filename(path).read_only(true).immutable(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|e| err(&e))?;
+        Ok(Journal { pool, path: shown })
+    }
+
     fn err(&self) -> impl Fn(sqlx::Error) -> JournalError + '_ {
         |e| JournalError::Db {
             path: self.path.clone(),

@@ -24,6 +24,9 @@ pub async fn run(global: &Global, args: &ExecuteArgs) -> anyhow::Result<u8> {
     if !missing.is_empty() {
         return Err(super::BadInput(missing.join("\n")).into());
     }
+    if args.dry_run {
+        return dry_run(global, args, playbook).await;
+    }
     let command = format!("execute --phase {}", args.phase);
     let (store, journal) = lock_store(&playbook, &command, args.force_unlock || args.resume.is_some()).await?;
     let resumed = match choose_run(&journal, args).await {
@@ -51,6 +54,32 @@ pub async fn run(global: &Global, args: &ExecuteArgs) -> anyhow::Result<u8> {
         RunStatus::Succeeded => super::OK,
         RunStatus::Failed => super::FAILED,
         RunStatus::Interrupted => super::INTERRUPTED,
+    })
+}
+
+/// `--dry-run`: previews every step with read-only connectors, store and journal; no lock.
+async fn dry_run(global: &Global, args: &ExecuteArgs, playbook: crate::playbook::Playbook) -> anyhow::Result<u8> {
+    let store = Store::open_or_empty(&playbook.store_path);
+    let journal = Journal::open_read_only(&store.journal_path()).await?;
+    let ctx = Context::new(
+        playbook.read_only(),
+        store,
+        journal,
+        "dry-run".into(),
+        super::ui::progress(global.no_progress),
+    );
+    let summary = crate::engine::preview::dry_run(&ctx, &args.phase).await;
+    match args.format {
+        OutputFormat::Json => super::print_json(&summary),
+        OutputFormat::Text => {
+            println!("dry run: nothing was written");
+            print_summary(&summary, None);
+        }
+    }
+    Ok(if summary.status == RunStatus::Succeeded {
+        super::OK
+    } else {
+        super::FAILED
     })
 }
 

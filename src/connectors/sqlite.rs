@@ -76,6 +76,7 @@ impl SqliteConnector {
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(false)
+            .read_only(config.read_only)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)

@@ -89,14 +89,29 @@ fn bookmark_of(ctx: &Context, args: &ExportDeltaArgs) -> Result<DateTime<Utc>, E
     }
 }
 
-pub async fn run(ctx: &Context, args: &ExportDeltaArgs) -> Result<StepOutcome, EngineError> {
+/// One object's share of a delta, computed but not yet written.
+pub struct ObjectDelta {
+    pub object: String,
+    pub records: Vec<Record>,
+    pub counts: DeltaCounts,
+}
+
+/// What a delta would hold: per object, the records and counts; plus the bookmarks and notes.
+pub struct DeltaPlan {
+    pub since: DateTime<Utc>,
+    pub bookmark: DateTime<Utc>,
+    pub objects: Vec<ObjectDelta>,
+    pub notes: Vec<String>,
+}
+
+/// Computes the delta, reading only.
+pub async fn plan(ctx: &Context, args: &ExportDeltaArgs) -> Result<DeltaPlan, EngineError> {
     let connector = ctx.connector(&args.from).await?;
     let since = bookmark_of(ctx, args)?;
     let objects = args.objects.clone().unwrap_or_else(|| connector.objects());
-    let created_at = Utc::now();
-    let mut entries = BTreeMap::new();
     let mut notes = Vec::new();
     let mut bookmark = since;
+    let mut out = Vec::new();
     for object in &objects {
         let base = baseline(ctx, &args.from, object)?;
         let mut records = changed_since(connector.as_ref(), object, since).await?;
@@ -143,10 +158,35 @@ pub async fn run(ctx: &Context, args: &ExportDeltaArgs) -> Result<StepOutcome, E
                 args.from
             ));
         }
+        out.push(ObjectDelta {
+            object: object.clone(),
+            records,
+            counts,
+        });
+    }
+    Ok(DeltaPlan {
+        since,
+        bookmark,
+        objects: out,
+        notes,
+    })
+}
+
+pub async fn run(ctx: &Context, args: &ExportDeltaArgs) -> Result<StepOutcome, EngineError> {
+    let connector = ctx.connector(&args.from).await?;
+    let created_at = Utc::now();
+    let DeltaPlan {
+        since,
+        bookmark,
+        objects,
+        notes,
+    } = plan(ctx, args).await?;
+    let mut entries = BTreeMap::new();
+    for ObjectDelta { object, records, counts } in objects {
         let pages: crate::connectors::RecordPages = Box::pin(futures::stream::iter(vec![Ok(records)]));
-        let mut entry = write_pages(ctx, &format!("delta {object}"), object, pages, None).await?;
+        let mut entry = write_pages(ctx, &format!("delta {object}"), &object, pages, None).await?;
         entry.delta = Some(counts);
-        entries.insert(object.clone(), entry);
+        entries.insert(object, entry);
     }
     let mut manifest: Manifest = finish_snapshot(ctx, &connector, entries, SnapshotKind::Delta, Some(since), created_at).await?;
     manifest.bookmark = Some(bookmark);

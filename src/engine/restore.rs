@@ -105,7 +105,18 @@ async fn delete(ctx: &Context, connector: &dyn Connector, object: &str, ids: &[S
     Ok(deleted)
 }
 
-pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, EngineError> {
+/// What a restore would do: the snapshot, the objects in parent-first order, and per object the
+/// records the destination lacks or holds differently (`deleted`/`changed`) or holds extra (`added`).
+pub struct RestorePlan {
+    pub manifest: Manifest,
+    pub order: Vec<String>,
+    pub diffs: BTreeMap<String, RecordDiff>,
+    pub replace: bool,
+    pub batch: usize,
+}
+
+/// Computes the restore's differences, reading only.
+pub async fn plan(ctx: &Context, args: &RestoreArgs) -> Result<RestorePlan, EngineError> {
     let reference = args.snapshot.as_deref().unwrap_or("latest");
     let scope = if reference.starts_with("latest") {
         Some(args.to.as_str())
@@ -130,7 +141,6 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
         }
     }
     let order = parent_first(&wanted, &manifest, args.order.as_ref());
-
     let mut diffs: BTreeMap<String, RecordDiff> = BTreeMap::new();
     for object in &order {
         let (store, m, o) = (ctx.store.clone(), manifest.clone(), object.clone());
@@ -140,6 +150,24 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
         let live = live_pairs(connector.as_ref(), object).await?;
         diffs.insert(object.clone(), diff(&snapshot, &live));
     }
+    Ok(RestorePlan {
+        manifest,
+        order,
+        diffs,
+        replace,
+        batch,
+    })
+}
+
+pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, EngineError> {
+    let RestorePlan {
+        manifest,
+        order,
+        diffs,
+        replace,
+        batch,
+    } = plan(ctx, args).await?;
+    let connector = ctx.connector(&args.to).await?;
     let mut upserted = BTreeMap::new();
     for object in &order {
         let d = &diffs[object];

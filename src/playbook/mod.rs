@@ -70,6 +70,8 @@ pub struct ConnectorConfig {
     pub spec: ConnectorSpec,
     /// The playbook's folder: relative paths start here.
     pub base_dir: PathBuf,
+    /// Open for reading only (dry runs and plans).
+    pub read_only: bool,
 }
 
 impl ConnectorConfig {
@@ -179,6 +181,14 @@ impl Playbook {
         Ok(resolve(path, &text, spec, environment))
     }
 
+    /// The same playbook with every connector opened for reading only.
+    pub fn read_only(mut self) -> Playbook {
+        for c in self.connectors.values_mut() {
+            c.read_only = true;
+        }
+        self
+    }
+
     pub fn connector(&self, name: &str) -> Option<&ConnectorConfig> {
         self.connectors.get(name)
     }
@@ -271,6 +281,7 @@ fn resolve(path: &Path, text: &str, spec: PlaybookSpec, environment: Option<&str
                     objects,
                     spec: merged,
                     base_dir: dir.clone(),
+                    read_only: false,
                 },
             )
         })

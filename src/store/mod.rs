@@ -289,9 +289,24 @@ impl Store {
         })
     }
 
+    /// A store at `root` that may not exist yet, for reading only (dry runs, plans).
+    pub fn open_or_empty(root: &Path) -> Store {
+        Store::open(root).unwrap_or_else(|_| Store {
+            root: root.into(),
+            config: StoreConfig {
+                format: 1,
+                compression: "zstd".into(),
+                level: 1,
+            },
+        })
+    }
+
     /// Ids of all manifests, oldest first.
     pub fn snapshot_ids(&self) -> Result<Vec<String>, StoreError> {
         let dir = self.root.join("snapshots");
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
         let mut ids: Vec<String> = fs::read_dir(&dir)
             .map_err(io("list", &dir))?
             .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".json").map(str::to_string))
