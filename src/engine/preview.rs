@@ -27,16 +27,22 @@ pub async fn step(ctx: &Context, step: &Step) -> Result<StepOutcome, EngineError
                 json!({"objects": objects}),
             )
         }
-        Action::Verify(_) => {
-            super::verify::run(
-                ctx,
-                match &step.action {
-                    Action::Verify(a) => a,
-                    _ => unreachable!(),
-                },
-            )
-            .await
+        Action::Verify(args) if args.connector.is_some() => {
+            // Earlier steps did not really run, so the comparison is reported, not judged.
+            let name = args.connector.as_deref().unwrap_or_default();
+            let reference = args.against.as_deref().or(args.snapshot.as_deref()).unwrap_or("latest");
+            let manifest = ctx.store.resolve(reference, Some(name))?;
+            let connector = ctx.connector(name).await?;
+            let objects = args.objects.clone().unwrap_or_else(|| manifest.objects.keys().cloned().collect());
+            let lines = super::verify::describe_diffs(&super::verify::compare_live(ctx, connector.as_ref(), &manifest, &objects).await?);
+            let now = if lines.is_empty() {
+                "equal now".to_string()
+            } else {
+                format!("now: {}", lines.join("; "))
+            };
+            outcome(format!("would compare `{name}` with snapshot {} ({now})", manifest.id), json!({}))
         }
+        Action::Verify(args) => super::verify::run(ctx, args).await,
         Action::Freeze(args) => match ctx.journal.open_freezes(Some(&args.connector)).await?.pop() {
             Some(f) => outcome(
                 format!(
