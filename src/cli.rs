@@ -58,6 +58,8 @@ pub enum Command {
     Init(InitArgs),
     /// Parse and check the playbook; errors name file:line:col with a hint.
     Validate,
+    /// Show what a phase would do, with read-only preflight checks; exit 3 when not ready.
+    Plan(PlanArgs),
     /// Run a phase of the playbook.
     Execute(ExecuteArgs),
     /// Verify snapshots (all, or one), or compare a live connector with a snapshot.
@@ -101,6 +103,9 @@ pub struct ExecuteArgs {
     /// Answer yes to every confirmation (for CI).
     #[arg(long)]
     pub yes: bool,
+    /// Refuse to run unless this saved plan (`rollback plan --out FILE`) still matches reality.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
     /// Read for real, write nothing anywhere (connectors, store, journal, channels), and print
     /// what each step would change.
     #[arg(long, conflicts_with_all = ["resume", "force_unlock"])]
@@ -205,6 +210,21 @@ pub struct DrillArgs {
     /// Clear a stale store lock left by a process that died, then run.
     #[arg(long)]
     pub force_unlock: bool,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The phase to plan.
+    #[arg(long, default_value = "immediate")]
+    pub phase: String,
+    /// Apply this environment's connector overrides.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Also write the plan as JSON to this file (for `execute --plan`).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 }

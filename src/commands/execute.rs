@@ -39,6 +39,12 @@ pub async fn run(global: &Global, args: &ExecuteArgs) -> anyhow::Result<u8> {
     if let Some(run) = &resumed {
         journal.set_lock_run(run).await?;
     }
+    if let Some(path) = &args.plan
+        && let Err(e) = super::plan::check_saved(path, &playbook, &store, &journal, &args.phase, global.no_progress).await
+    {
+        journal.release_lock().await?;
+        return Err(e);
+    }
     let run_id = resumed.clone().unwrap_or_else(|| crate::ids::new_id(chrono::Utc::now()));
     let mut ctx = Context::new(playbook, store, journal.clone(), run_id, super::ui::progress(global.no_progress));
     ctx.resume = resumed.is_some();

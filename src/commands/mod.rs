@@ -6,6 +6,7 @@ mod drill;
 mod execute;
 mod init;
 mod notify;
+mod plan;
 mod runs;
 mod snapshots;
 mod status;
@@ -64,6 +65,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Init(args) => init::run(args).await,
         Command::Validate => validate::run(&g.playbook).await,
         Command::Execute(args) => execute::run(g, args).await,
+        Command::Plan(args) => plan::run(g, args).await,
         Command::Verify(args) => verify::run(g, args).await,
         Command::Snapshots(args) => snapshots::run(g, args).await,
         Command::Runs(args) => runs::run(g, args).await,

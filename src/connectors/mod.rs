@@ -133,6 +133,11 @@ pub trait Connector: Send + Sync {
     async fn estimated_count(&self, object: &str) -> Option<u64> {
         self.count(object).await.ok()
     }
+    /// The newest modified time among the records of `object`, where the connector knows it.
+    async fn newest_modified(&self, object: &str) -> Option<DateTime<Utc>> {
+        let _ = object;
+        None
+    }
     /// Every record of `object` (modified at or after `since`, if given), in pages.
     fn export(&self, object: &str, since: Option<DateTime<Utc>>) -> RecordPages;
     async fn apply(&self, object: &str, batch: &[Record], mode: ApplyMode) -> Result<ApplyOutcome, ConnectorError>;

@@ -389,6 +389,18 @@ impl Connector for SqliteConnector {
         Ok(n as u64)
     }
 
+    async fn newest_modified(&self, object: &str) -> Option<DateTime<Utc>> {
+        let map = self.table(object).ok()?;
+        let column = map.modified.as_ref()?;
+        let sql = format!(
+            "SELECT {c} FROM {} ORDER BY julianday({c}) DESC LIMIT 1",
+            quote(&map.table),
+            c = quote(column)
+        );
+        let text: Option<String> = sqlx::query_scalar(AssertSqlSafe(sql)).fetch_optional(&self.pool).await.ok()??;
+        text.as_deref().and_then(crate::record::parse_time)
+    }
+
     async fn estimated_count(&self, object: &str) -> Option<u64> {
         let map = self.table(object).ok()?;
         let sql = format!("SELECT max(rowid) - min(rowid) + 1 FROM {}", quote(&map.table));

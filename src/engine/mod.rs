@@ -7,6 +7,7 @@ pub mod delta;
 pub mod drill;
 pub mod freeze;
 pub mod notify;
+pub mod plan;
 pub mod preview;
 pub mod restore;
 pub mod verify;

@@ -12,7 +12,7 @@ use crate::ids::random_hex;
 /// Writes `bytes` to `dest` atomically, staging the temp file in `tmp_dir` (same filesystem).
 pub fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::create_dir_all(tmp_dir)?;
-    if let Some(parent) = dest.parent() {
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent)?;
     }
     let tmp = tmp_dir.join(format!("{}.tmp", random_hex(8)));
@@ -22,9 +22,8 @@ pub fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> io::Result<()>
         file.sync_all()?;
         drop(file);
         fs::rename(&tmp, dest)?;
-        if let Some(parent) = dest.parent() {
-            File::open(parent)?.sync_all()?;
-        }
+        let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        File::open(parent)?.sync_all()?;
         Ok(())
     })();
     if result.is_err() {
