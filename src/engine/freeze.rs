@@ -30,8 +30,16 @@ pub async fn freeze(ctx: &Context, args: &ConnectorArgs) -> Result<StepOutcome, 
         .and_then(|c| c.spec.freeze.as_ref())
         .and_then(|f| f.method.clone());
     if method.as_deref() == Some("manual") {
-        return Err(EngineError::Unsupported {
-            step: "freeze with `method: manual` (it needs the `pause` step)".into(),
+        let confirmation = super::pause::confirm(
+            ctx,
+            &format!("Freeze `{name}` by hand now (for example, make its users read-only in its admin console)."),
+        )
+        .await?;
+        let receipt = json!({"method": "manual", "run": ctx.run_id, "confirmation": confirmation});
+        ctx.journal.record_freeze(name, &ctx.run_id, &receipt).await?;
+        return Ok(StepOutcome {
+            summary: format!("`{name}` frozen by hand (manual; no write probe)"),
+            detail: json!({"connector": name, "receipt": receipt}),
         });
     }
     let connector = ctx.connector(name).await?;
@@ -64,14 +72,24 @@ pub async fn unfreeze(ctx: &Context, args: &ConnectorArgs) -> Result<StepOutcome
         });
     }
     let mut undone = Vec::new();
+    let mut manual = false;
     for freeze in open.iter().rev() {
         let receipt: Value =
             serde_json::from_str(&freeze.receipt).map_err(|e| EngineError::Internal(format!("freeze receipt {}: {e}", freeze.id)))?;
-        connector.unfreeze(&receipt).await?;
+        if receipt["method"] == "manual" {
+            super::pause::confirm(
+                ctx,
+                &format!("Re-open `{name}` by hand now: undo the manual freeze of run {}.", freeze.run_id),
+            )
+            .await?;
+            manual = true;
+        } else {
+            connector.unfreeze(&receipt).await?;
+        }
         ctx.journal.record_unfreeze(freeze.id, &ctx.run_id).await?;
         undone.push(json!({"frozen_by": freeze.run_id, "since": freeze.frozen_at, "receipt": receipt}));
     }
-    if !connector.write_probe().await? {
+    if !manual && !connector.write_probe().await? {
         return Err(probe_failed(name, "writable again"));
     }
     Ok(StepOutcome {

@@ -7,6 +7,7 @@ pub mod delta;
 pub mod drill;
 pub mod freeze;
 pub mod notify;
+pub mod pause;
 pub mod plan;
 pub mod preview;
 pub mod restore;
@@ -156,6 +157,7 @@ async fn run_action(ctx: &Context, step: &Step) -> Result<StepOutcome, EngineErr
         Action::Freeze(args) => freeze::freeze(ctx, args).await,
         Action::ExportDelta(args) => delta::run(ctx, args).await,
         Action::Notify(args) => notify::run(ctx, args).await,
+        Action::Pause(args) => pause::run(ctx, args).await,
         Action::Unfreeze(args) => freeze::unfreeze(ctx, args).await,
         _ => Err(EngineError::Unsupported {
             step: step.action.keyword().into(),
