@@ -251,24 +251,19 @@ impl Store {
         })
     }
 
-    /// Reads the records of `object` whose ids are in `wanted`, chunk by chunk.
-    pub fn read_matching(
+    /// Reads the records of one chunk whose ids are in `wanted`.
+    pub fn chunk_matching(
         &self,
-        manifest: &Manifest,
-        object: &str,
+        chunk: &ChunkRef,
+        object: &std::sync::Arc<str>,
         wanted: &std::collections::HashSet<String>,
     ) -> Result<Vec<Record>, StoreError> {
-        let name: std::sync::Arc<str> = object.into();
-        let mut out = Vec::new();
-        for chunk in manifest.objects.get(object).map(|o| o.chunks.as_slice()).unwrap_or_default() {
-            let raw = self.load_chunk(chunk)?;
-            out.extend(chunk::decode_matching(&raw, &name, wanted).map_err(|e| StoreError::Corrupt {
-                what: "chunk",
-                path: self.chunk_path(&chunk.id),
-                message: format!("line {}: {}", e.line, e.message),
-            })?);
-        }
-        Ok(out)
+        let raw = self.load_chunk(chunk)?;
+        chunk::decode_matching(&raw, object, wanted).map_err(|e| StoreError::Corrupt {
+            what: "chunk",
+            path: self.chunk_path(&chunk.id),
+            message: format!("line {}: {}", e.line, e.message),
+        })
     }
 
     /// Writes a manifest last, atomically: after this the snapshot exists.

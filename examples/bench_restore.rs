@@ -1,0 +1,124 @@
+//! Restore benchmark against `sqlite3 .import`, in the same run.
+//!
+//! ```text
+//! cargo build --release && cargo run --release --example bench_restore -- [--records 1000000]
+//! ```
+//! Makes a SQLite CRM with `rollback init`, backs up its contacts, and measures:
+//! - baseline: `sqlite3 DB ".import --csv out.csv contacts"` of the same rows into an empty table;
+//! - `rollback` restoring the snapshot into an empty contacts table (target ≤ 1.5× the baseline);
+//! - restoring when 1 % of rows differ (target ≤ 0.3× the full restore);
+//! - restoring when nothing differs (target ≤ 1.2× the backup);
+//! - peak memory of each run, from the journal (target ≤ 300 MB).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rollback_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("rollback");
+    assert!(bin.exists(), "build the binary first: cargo build --release");
+    bin
+}
+
+fn run(cmd: &mut Command) -> (f64, String) {
+    let _ = Command::new("sync").status();
+    let started = Instant::now();
+    let out = cmd.stderr(Stdio::piped()).output().expect("command runs");
+    let secs = started.elapsed().as_secs_f64();
+    assert!(out.status.success(), "{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr));
+    (secs, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn sqlite(db: &Path, sql: &str) {
+    run(Command::new("sqlite3").arg(db).arg(sql));
+}
+
+fn peak(bin: &Path, root: &Path) -> f64 {
+    let (_, show) = run(Command::new(bin)
+        .current_dir(root)
+        .args(["-q", "runs", "show", "latest", "--format", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&show).unwrap();
+    v["run"]["peak_rss_bytes"].as_f64().unwrap_or(0.0) / 1e6
+}
+
+fn main() {
+    let records = arg("--records", 1_000_000);
+    let bin = rollback_bin();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    eprintln!("generating {records} contacts …");
+    run(Command::new(&bin).arg("init").arg(root).args(["--records", &records.to_string()]));
+    let legacy = root.join("sandbox/legacy.db");
+    let target = root.join("sandbox/target.db");
+    let fresh_target = || {
+        std::fs::copy(&legacy, &target).unwrap();
+        sqlite(&target, "DELETE FROM contacts; VACUUM;");
+    };
+    let playbook = |snapshot: &str| {
+        format!(
+            "version: 1\nname: bench\nstore: {{ path: .rollback }}\nconnectors:\n  legacy:\n    type: sqlite\n    path: sandbox/legacy.db\n    objects:\n      contacts: {{ table: contacts, id: id, modified: updated_at }}\n  target:\n    type: sqlite\n    path: sandbox/target.db\n    objects:\n      contacts: {{ table: contacts, id: id, modified: updated_at }}\nphases:\n  backup:\n    - backup: {{ from: legacy }}\n  restore:\n    - restore: {{ to: target, snapshot: \"{snapshot}\", mode: replace, batch_size: 5000 }}\n"
+        )
+    };
+    std::fs::write(root.join("rollback.yaml"), playbook("latest")).unwrap();
+    let (backup, _) = run(Command::new(&bin)
+        .current_dir(root)
+        .args(["-q", "--no-progress", "execute", "--phase", "backup"]));
+    let (_, list) = run(Command::new(&bin)
+        .current_dir(root)
+        .args(["-q", "snapshots", "list", "--format", "json"]));
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    std::fs::write(root.join("rollback.yaml"), playbook(&id)).unwrap();
+
+    // Baseline: import the same rows as CSV into an empty table.
+    let csv = root.join("contacts.csv");
+    let file = std::fs::File::create(&csv).unwrap();
+    run(Command::new("sqlite3")
+        .arg(&legacy)
+        .args([".mode csv", "select * from contacts"])
+        .stdout(file));
+    fresh_target();
+    let (import, _) = run(Command::new("sqlite3")
+        .arg(&target)
+        .arg(format!(".import --csv {} contacts", csv.display())));
+
+    fresh_target();
+    let restore_cmd = || {
+        let mut c = Command::new(&bin);
+        c.current_dir(root).args(["-q", "--no-progress", "execute", "--phase", "restore"]);
+        c
+    };
+    let (full, _) = run(&mut restore_cmd());
+    let full_peak = peak(&bin, root);
+    sqlite(&target, "UPDATE contacts SET notes = 'changed in the new CRM' WHERE id % 100 = 0;");
+    let (partial, _) = run(&mut restore_cmd());
+    let partial_peak = peak(&bin, root);
+    let (nothing, _) = run(&mut restore_cmd());
+    let nothing_peak = peak(&bin, root);
+
+    println!("records                       {records}");
+    println!("backup                        {backup:.2}s");
+    println!("baseline sqlite3 .import      {import:.2}s");
+    println!(
+        "restore into empty table      {full:.2}s = {:.2}x baseline (target <= 1.5x), peak {full_peak:.0} MB",
+        full / import
+    );
+    println!(
+        "restore, 1% of rows differ    {partial:.2}s = {:.2}x the full restore (target <= 0.3x), peak {partial_peak:.0} MB",
+        partial / full
+    );
+    println!(
+        "restore, nothing differs      {nothing:.2}s = {:.2}x the backup (target <= 1.2x), peak {nothing_peak:.0} MB",
+        nothing / backup
+    );
+}
