@@ -100,3 +100,39 @@ async fn kill_during_restore_then_resume() {
     assert_eq!(restore_steps.len(), 1);
     assert_eq!(restore_steps[0]["status"], "succeeded");
 }
+
+/// Ctrl-C (SIGINT) mid-backup exits 130, records the run and the step as interrupted, leaves no
+/// partial snapshot, and the run resumes to completion.
+#[test]
+fn ctrl_c_records_interrupted_and_resumes() {
+    let s = Sandbox::init(60_000);
+    let child = s
+        .cmd()
+        .args(["execute", "--phase", "backup"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let chunks = s.path(".rollback/chunks");
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&chunks).map(|d| d.count()).unwrap_or(0) == 0 && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = common::Run(child.wait_with_output().unwrap());
+    assert_eq!(out.code(), 130, "{}", out.stderr());
+    assert!(s.snapshot_ids().is_empty(), "no partial snapshot");
+    let runs: serde_json::Value = serde_json::from_str(&s.run(&["runs", "list", "--format", "json"]).stdout()).unwrap();
+    assert_eq!(runs[0]["status"], "interrupted");
+    let run: serde_json::Value = serde_json::from_str(&s.run(&["runs", "show", "latest", "--format", "json"]).stdout()).unwrap();
+    assert!(
+        run["steps"].as_array().unwrap().iter().any(|s| s["status"] == "interrupted"),
+        "{run}"
+    );
+    s.run(&["execute", "--phase", "backup"]).exits(3).says("did not finish");
+    s.run(&["execute", "--phase", "backup", "--resume"]).ok();
+    s.run(&["verify"]).ok();
+}
