@@ -1,6 +1,9 @@
 //! The SQLite journal in the store (`journal.db`): runs, their steps with outcomes, timings,
 //! counts and digests, events, and the store lock.
 //!
+//! It uses SQLite's rollback journal, not WAL, so everything committed is in `journal.db` itself:
+//! dry runs and plans read it immutably without touching the store.
+//!
 //! The lock is one row; taking it is an INSERT that fails when another process holds it, so two
 //! runs cannot both win. A lock whose process is gone (same host: the pid no longer runs with the
 //! recorded start time; other host: no heartbeat for two minutes) is reported as stale and is
@@ -145,7 +148,7 @@ impl Journal {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
+            .journal_mode(SqliteJournalMode::Delete)
             .busy_timeout(Duration::from_secs(15));
         // Two processes opening a new journal at once must not both create its tables: an OS
         // file lock beside it serialises opening and migrating.

@@ -86,17 +86,25 @@ async fn delta_holds_exactly_the_traffic_since_the_bookmark() {
         .says("deals +0 ~0 -0");
 }
 
-/// A new record whose modified time predates the bookmark is still caught by the id scan.
+/// A new record whose modified time predates the bookmark, and a change that did not touch the
+/// modified column, are still caught by the full scan against the baseline.
 #[tokio::test]
-async fn id_scan_reconciles_records_the_since_export_missed() {
+async fn full_scan_catches_changes_the_modified_column_misses() {
     let s = Sandbox::init(50);
     std::fs::copy(s.path("sandbox/legacy.db"), s.path("sandbox/newcrm.db")).unwrap();
     let text = s.read("rollback.yaml").replace("\nphases:\n", &format!("\nphases:{PHASES}"));
     s.write("rollback.yaml", &text);
     s.run(&["execute", "--phase", "baseline"]).ok();
-    sql(&s, &["INSERT INTO companies (id, name, created_at, updated_at) VALUES (777, 'Backdated AG', '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z')"]).await;
+    sql(
+        &s,
+        &[
+            "INSERT INTO companies (id, name, created_at, updated_at) VALUES (777, 'Backdated AG', '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z')",
+            "UPDATE contacts SET phone = 'changed quietly' WHERE id = 4",
+        ],
+    )
+    .await;
     s.run(&["execute", "--phase", "delta"])
         .ok()
         .says("companies +1 ~0 -0")
-        .says("added by the id scan");
+        .says("contacts +0 ~1 -0");
 }

@@ -83,6 +83,17 @@ async fn replace_restores_exactly_the_snapshot() {
     out.says("companies +0 ~0 -0").says("contacts +0 ~0 -0");
 }
 
+/// A delta is never restored as if it were a full snapshot (it would delete everything else).
+#[tokio::test]
+async fn restoring_a_delta_is_refused() {
+    let s = sandbox();
+    let text = s.read("rollback.yaml").replace("\nphases:\n", "\nphases:\n  delta:\n    - export_delta: { from: legacy, since: cutover }\n  bad:\n    - restore: { to: legacy, snapshot: latest-delta }\n");
+    s.write("rollback.yaml", &text);
+    s.run(&["execute", "--phase", "delta"]).ok();
+    s.run(&["execute", "--phase", "bad"]).exits(1).says("is a delta");
+    s.run(&["verify", "--connector", "legacy"]).ok();
+}
+
 /// `mode: upsert` restores changed and missing records but never deletes.
 #[tokio::test]
 async fn upsert_never_deletes() {

@@ -133,6 +133,13 @@ fn ctrl_c_records_interrupted_and_resumes() {
         "{run}"
     );
     s.run(&["execute", "--phase", "backup"]).exits(3).says("did not finish");
+    // Resuming with an edited playbook could skip the wrong steps: refused.
+    let original = s.read("rollback.yaml");
+    s.write("rollback.yaml", &format!("{original}# edited\n"));
+    s.run(&["execute", "--phase", "backup", "--resume"])
+        .exits(2)
+        .says("different playbook");
+    s.write("rollback.yaml", &original);
     s.run(&["execute", "--phase", "backup", "--resume"]).ok();
     s.run(&["verify"]).ok();
 }

@@ -29,15 +29,18 @@ pub async fn run(global: &Global, args: &ExecuteArgs) -> anyhow::Result<u8> {
     }
     let command = format!("execute --phase {}", args.phase);
     let (store, journal) = lock_store(&playbook, &command, args.force_unlock || args.resume.is_some()).await?;
-    let resumed = match choose_run(&journal, args).await {
+    let resumed = match choose_run(&journal, args, &playbook.hash.to_string()).await {
         Ok(resumed) => resumed,
         Err(e) => {
             journal.release_lock().await?;
             return Err(e);
         }
     };
-    if let Some(run) = &resumed {
-        journal.set_lock_run(run).await?;
+    if let Some(run) = &resumed
+        && let Err(e) = journal.set_lock_run(run).await
+    {
+        journal.release_lock().await?;
+        return Err(e.into());
     }
     if let Some(path) = &args.plan
         && let Err(e) = super::plan::check_saved(path, &playbook, &store, &journal, &args.phase, global.no_progress).await
@@ -91,7 +94,7 @@ async fn dry_run(global: &Global, args: &ExecuteArgs, playbook: crate::playbook:
 
 /// The run to resume (`--resume`), or `None` for a new run; refuses a new run while an earlier one
 /// is unfinished.
-async fn choose_run(journal: &Journal, args: &ExecuteArgs) -> anyhow::Result<Option<String>> {
+async fn choose_run(journal: &Journal, args: &ExecuteArgs, playbook_hash: &str) -> anyhow::Result<Option<String>> {
     let dirty = journal.dirty_runs().await?;
     let Some(reference) = &args.resume else {
         if let Some(run) = dirty.last() {
@@ -111,6 +114,13 @@ async fn choose_run(journal: &Journal, args: &ExecuteArgs) -> anyhow::Result<Opt
         return Err(super::BadInput(format!(
             "run {} finished with status `{}`; only unfinished runs can be resumed",
             run.id, run.status
+        ))
+        .into());
+    }
+    if run.playbook_hash != playbook_hash {
+        return Err(super::BadInput(format!(
+            "run {} started with a different playbook ({}); resuming it with this one could skip or repeat the wrong steps\nhint: put back the playbook the run started with",
+            run.id, run.playbook_hash
         ))
         .into());
     }

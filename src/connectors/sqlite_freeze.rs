@@ -24,6 +24,11 @@ fn sql_err(name: &str) -> impl Fn(sqlx::Error) -> ConnectorError + '_ {
 pub async fn begin_write(c: &SqliteConnector) -> Result<(Transaction<'static, Sqlite>, bool), ConnectorError> {
     let err = sql_err(c.name_str());
     let mut tx = c.pool().begin().await.map_err(&err)?;
+    // Rows of one batch may refer to each other (parents, self-references): check at commit.
+    sqlx::query("PRAGMA defer_foreign_keys = ON")
+        .execute(&mut *tx)
+        .await
+        .map_err(&err)?;
     let frozen: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?")
         .bind(BYPASS)
         .fetch_optional(&mut *tx)
@@ -65,6 +70,12 @@ pub async fn freeze(c: &SqliteConnector, run_id: &str, message: &str) -> Result<
             .execute(&mut *tx)
             .await
             .map_err(&err)?;
+    } else {
+        // A leftover row would open the bypass for everyone.
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM {}", quote(BYPASS))))
+            .execute(&mut *tx)
+            .await
+            .map_err(&err)?;
     }
     let text = format!("frozen by rollback: {message}").replace('\'', "''");
     let mut triggers = Vec::new();
@@ -72,7 +83,7 @@ pub async fn freeze(c: &SqliteConnector, run_id: &str, message: &str) -> Result<
         for op in ["INSERT", "UPDATE", "DELETE"] {
             let name = format!("{TRIGGER_PREFIX}{table}_{}", op.to_lowercase());
             let sql = format!(
-                "CREATE TRIGGER {} BEFORE {op} ON {} WHEN NOT EXISTS (SELECT 1 FROM {}) BEGIN SELECT RAISE(ABORT, '{text}'); END",
+                "CREATE TRIGGER IF NOT EXISTS {} BEFORE {op} ON {} WHEN NOT EXISTS (SELECT 1 FROM {}) BEGIN SELECT RAISE(ABORT, '{text}'); END",
                 quote(&name),
                 quote(&table),
                 quote(BYPASS)

@@ -1,12 +1,11 @@
 //! The `export_delta` step: what users created, changed and deleted in a connector since
 //! `cutover` (or since the last delta's bookmark), as a snapshot of kind `delta`.
 //!
-//! Created and changed records come from the connector's export `since` the bookmark; records
-//! whose hash equals the baseline's are dropped, so a record at the boundary of two deltas is
-//! never counted twice. The baseline is the latest full snapshot of the connector with every
-//! later delta applied. A full id scan then finds deletions (baseline ids that are gone) and
-//! reconciles creations: a new id the `since` export missed (a modified time before the
-//! bookmark) is still included, and the summary says so.
+//! The baseline is the latest full snapshot of the connector with every later delta applied. With
+//! one, a full scan keeps every live record whose hash differs from the baseline (created or
+//! changed, whatever its modified time says) and finds deletions (baseline ids that are gone), so
+//! no change is lost and no record at the boundary of two deltas is counted twice. Without one,
+//! the delta holds the records modified since the bookmark, and says deletions were not detected.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,7 +15,6 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::backup::{finish_snapshot, write_pages};
-use super::verify::live_pairs;
 use super::{Context, EngineError, StepOutcome};
 use crate::connectors::Connector;
 use crate::digest::Hash32;
@@ -112,52 +110,50 @@ pub async fn plan(ctx: &Context, args: &ExportDeltaArgs) -> Result<DeltaPlan, En
     let mut notes = Vec::new();
     let mut bookmark = since;
     let mut out = Vec::new();
+    let export_started = Utc::now();
     for object in &objects {
         let base = baseline(ctx, &args.from, object)?;
-        let mut records = changed_since(connector.as_ref(), object, since).await?;
-        bookmark = records.iter().filter_map(|r| r.modified_at).fold(bookmark, DateTime::max);
         let mut counts = DeltaCounts::default();
-        if let Some(base) = &base {
-            records.retain(|r| base.get(&r.id) != Some(&r.hash()));
-            let live = live_pairs(connector.as_ref(), object).await?;
-            let exported: std::collections::HashSet<String> = records.iter().map(|r| r.id.clone()).collect();
-            let missed: std::collections::HashSet<String> = live
-                .pairs()
-                .filter(|(id, _)| !base.contains_key(*id) && !exported.contains(*id))
-                .map(|(id, _)| id.to_string())
-                .collect();
-            if !missed.is_empty() {
-                notes.push(format!(
-                    "{object}: {} new records had modified times before {} and were added by the id scan",
-                    missed.len(),
-                    crate::record::format_time(&since)
-                ));
-                let mut all = connector.export(object, None);
-                while let Some(page) = all.next().await {
-                    records.extend(page?.into_iter().filter(|r| missed.contains(&r.id)));
+        let records = if let Some(base) = &base {
+            // Every live record whose content differs from the baseline, whatever its modified
+            // time says: nothing changed after the baseline is lost, nothing unchanged repeats.
+            let mut kept = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            let mut pages = connector.export(object, None);
+            while let Some(page) = pages.next().await {
+                for record in page? {
+                    seen.insert(record.id.clone());
+                    if base.get(&record.id) != Some(&record.hash()) {
+                        kept.push(record);
+                    }
                 }
             }
-            let live_ids: std::collections::HashSet<&str> = live.pairs().map(|(id, _)| id).collect();
             let name: Arc<str> = object.as_str().into();
-            let mut gone: Vec<&String> = base.keys().filter(|id| !live_ids.contains(id.as_str())).collect();
+            let mut gone: Vec<&String> = base.keys().filter(|id| !seen.contains(*id)).collect();
             gone.sort();
-            counts.created = records.iter().filter(|r| !base.contains_key(&r.id)).count() as u64;
-            counts.changed = records.len() as u64 - counts.created;
+            counts.created = kept.iter().filter(|r| !base.contains_key(&r.id)).count() as u64;
+            counts.changed = kept.len() as u64 - counts.created;
             counts.deleted = gone.len() as u64;
-            records.extend(gone.into_iter().map(|id| Record {
+            bookmark = kept.iter().filter_map(|r| r.modified_at).fold(bookmark, DateTime::max);
+            kept.extend(gone.into_iter().map(|id| Record {
                 object: name.clone(),
                 id: id.clone(),
                 fields: Fields::new(),
                 modified_at: None,
                 deleted: true,
             }));
+            kept
         } else {
+            let records = changed_since(connector.as_ref(), object, since).await?;
+            bookmark = records.iter().filter_map(|r| r.modified_at).fold(bookmark, DateTime::max);
             counts.changed = records.len() as u64;
             notes.push(format!(
-                "{object}: no full snapshot of `{}` to compare with, so deletions are not detected and creations count as changes",
-                args.from
+                "{object}: no full snapshot of `{}` to compare with, so only records modified since {} are taken, deletions are not detected and creations count as changes",
+                args.from,
+                crate::record::format_time(&since)
             ));
-        }
+            records
+        };
         out.push(ObjectDelta {
             object: object.clone(),
             records,
@@ -166,7 +162,7 @@ pub async fn plan(ctx: &Context, args: &ExportDeltaArgs) -> Result<DeltaPlan, En
     }
     Ok(DeltaPlan {
         since,
-        bookmark,
+        bookmark: bookmark.min(export_started),
         objects: out,
         notes,
     })

@@ -48,7 +48,11 @@ pub async fn freeze(ctx: &Context, args: &ConnectorArgs) -> Result<StepOutcome, 
         ctx.run_id, ctx.playbook.name
     );
     let receipt = connector.freeze(&ctx.run_id, &message).await?;
-    ctx.journal.record_freeze(name, &ctx.run_id, &receipt).await?;
+    if let Err(e) = ctx.journal.record_freeze(name, &ctx.run_id, &receipt).await {
+        // Without its receipt nobody could undo this freeze later: undo it now.
+        let _ = connector.unfreeze(&receipt).await;
+        return Err(e.into());
+    }
     if connector.write_probe().await? {
         return Err(probe_failed(name, "frozen"));
     }

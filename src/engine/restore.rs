@@ -131,12 +131,17 @@ pub struct RestorePlan {
 /// Computes the restore's differences, reading only.
 pub async fn plan(ctx: &Context, args: &RestoreArgs) -> Result<RestorePlan, EngineError> {
     let reference = args.snapshot.as_deref().unwrap_or("latest");
-    let scope = if reference.starts_with("latest") {
-        Some(args.to.as_str())
-    } else {
-        None
-    };
+    let scope = if reference == "latest" { Some(args.to.as_str()) } else { None };
     let manifest = ctx.store.resolve(reference, scope)?;
+    if manifest.kind != crate::store::manifest::SnapshotKind::Full {
+        return Err(EngineError::Proof {
+            message: format!(
+                "snapshot {} is a delta; a restore needs a full snapshot (a delta would delete everything it does not hold)",
+                manifest.id
+            ),
+            hint: "restore `latest` or the id of a full snapshot (`rollback snapshots list` shows the kinds)".into(),
+        });
+    }
     let connector = ctx.connector(&args.to).await?;
     let replace = args.mode.as_deref().unwrap_or("replace") == "replace";
     let batch = args.batch_size.unwrap_or(DEFAULT_BATCH).max(1);
