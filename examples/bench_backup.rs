@@ -12,40 +12,12 @@
 //!
 //! It prints the ratios against the targets (backup ≤ 2.0× baseline, ≤ 200 MB; verify ≥ 500 MB/s).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Instant;
+#[path = "common/mod.rs"]
+mod common;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use std::process::Command;
 
-fn rollback_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("own path");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("rollback");
-    assert!(
-        bin.exists(),
-        "build the binary first: cargo build --release ({} missing)",
-        bin.display()
-    );
-    bin
-}
-
-/// Flushes dirty pages first, so no run pays for an earlier run's writes.
-fn run(cmd: &mut Command) -> (f64, String) {
-    let _ = Command::new("sync").status();
-    let started = Instant::now();
-    let out = cmd.stderr(Stdio::piped()).output().expect("command runs");
-    let secs = started.elapsed().as_secs_f64();
-    assert!(out.status.success(), "{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr));
-    (secs, String::from_utf8_lossy(&out.stdout).into_owned())
-}
+use common::{arg, rollback_bin, run};
 
 fn median(mut v: Vec<f64>) -> f64 {
     eprintln!("  runs: {}", v.iter().map(|s| format!("{s:.2}s")).collect::<Vec<_>>().join(" "));

@@ -10,34 +10,13 @@
 //! - restoring when nothing differs (target ≤ 1.2× the backup);
 //! - peak memory of each run, from the journal (target ≤ 300 MB).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Instant;
+#[path = "common/mod.rs"]
+mod common;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use std::path::Path;
+use std::process::Command;
 
-fn rollback_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("own path");
-    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("rollback");
-    assert!(bin.exists(), "build the binary first: cargo build --release");
-    bin
-}
-
-fn run(cmd: &mut Command) -> (f64, String) {
-    let _ = Command::new("sync").status();
-    let started = Instant::now();
-    let out = cmd.stderr(Stdio::piped()).output().expect("command runs");
-    let secs = started.elapsed().as_secs_f64();
-    assert!(out.status.success(), "{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr));
-    (secs, String::from_utf8_lossy(&out.stdout).into_owned())
-}
+use common::{arg, rollback_bin, run};
 
 fn sqlite(db: &Path, sql: &str) {
     run(Command::new("sqlite3").arg(db).arg(sql));

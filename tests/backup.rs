@@ -170,15 +170,7 @@ async fn stale_lock_is_reported_and_cleared_on_request() {
 fn crash_mid_backup_leaves_whole_snapshot_or_none() {
     let s = Sandbox::init(60_000);
     let mut child = s.cmd().args(["execute", "--phase", "backup"]).spawn().unwrap();
-    let chunks = s.path(".rollback/chunks");
-    let started = std::time::Instant::now();
-    loop {
-        let written = std::fs::read_dir(&chunks).map(|d| d.count()).unwrap_or(0);
-        if written >= 1 || started.elapsed().as_secs() > 60 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    s.wait_for_first_chunk();
     child.kill().unwrap();
     child.wait().unwrap();
     for id in s.snapshot_ids() {

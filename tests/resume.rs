@@ -113,11 +113,7 @@ fn ctrl_c_records_interrupted_and_resumes() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let chunks = s.path(".rollback/chunks");
-    let started = std::time::Instant::now();
-    while std::fs::read_dir(&chunks).map(|d| d.count()).unwrap_or(0) == 0 && started.elapsed().as_secs() < 60 {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    s.wait_for_first_chunk();
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -68,15 +68,7 @@ pub async fn run(global: &Global, args: &ExecuteArgs) -> anyhow::Result<u8> {
 
 /// `--dry-run`: previews every step with read-only connectors, store and journal; no lock.
 async fn dry_run(global: &Global, args: &ExecuteArgs, playbook: crate::playbook::Playbook) -> anyhow::Result<u8> {
-    let store = Store::open_or_empty(&playbook.store_path);
-    let journal = Journal::open_read_only(&store.journal_path()).await?;
-    let ctx = Context::new(
-        playbook.read_only(),
-        store,
-        journal,
-        "dry-run".into(),
-        super::ui::progress(global.no_progress),
-    );
+    let ctx = super::read_only_context(playbook, "dry-run", global.no_progress).await?;
     let summary = crate::engine::preview::dry_run(&ctx, &args.phase).await;
     match args.format {
         OutputFormat::Json => super::print_json(&summary),

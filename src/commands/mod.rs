@@ -140,6 +140,20 @@ pub async fn open_store(playbook: &Playbook) -> anyhow::Result<(Store, Journal)>
     Ok((store, journal))
 }
 
+/// A context that reads for real and writes nowhere: connectors opened read-only, the store and
+/// journal opened without writing (dry runs, plans).
+pub async fn read_only_context(playbook: Playbook, label: &str, no_progress: bool) -> anyhow::Result<crate::engine::Context> {
+    let store = Store::open_or_empty(&playbook.store_path);
+    let journal = Journal::open_read_only(&store.journal_path()).await?;
+    Ok(crate::engine::Context::new(
+        playbook.read_only(),
+        store,
+        journal,
+        label.into(),
+        ui::progress(no_progress),
+    ))
+}
+
 /// `1.2 MB`-style sizes.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];

@@ -18,15 +18,7 @@ pub async fn run(global: &Global, args: &PlanArgs) -> anyhow::Result<u8> {
         let hint = crate::playbook::diagnostic::suggest(&args.phase, "phase", playbook.phases.keys().map(String::as_str));
         return Err(super::BadInput(format!("phase `{}` is not defined\nhint: {hint}", args.phase)).into());
     }
-    let store = Store::open_or_empty(&playbook.store_path);
-    let journal = Journal::open_read_only(&store.journal_path()).await?;
-    let ctx = Context::new(
-        playbook.read_only(),
-        store,
-        journal,
-        "plan".into(),
-        super::ui::progress(global.no_progress),
-    );
+    let ctx = super::read_only_context(playbook, "plan", global.no_progress).await?;
     let plan = plan(&ctx, &args.phase).await?;
     if let Some(out) = &args.out {
         let bytes = serde_json::to_vec_pretty(&plan)?;

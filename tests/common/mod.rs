@@ -58,6 +58,15 @@ impl Sandbox {
         std::fs::read_to_string(self.path(rel)).unwrap()
     }
 
+    /// Waits (up to a minute) until a running backup has written its first chunk.
+    pub fn wait_for_first_chunk(&self) {
+        let chunks = self.path(".rollback/chunks");
+        let started = std::time::Instant::now();
+        while std::fs::read_dir(&chunks).map(|d| d.count()).unwrap_or(0) == 0 && started.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     /// Snapshot ids in the store, oldest first.
     pub fn snapshot_ids(&self) -> Vec<String> {
         let dir = self.path(".rollback/snapshots");

@@ -1,0 +1,39 @@
+//! Helpers shared by the benchmarks: arguments, the release binary, timed runs.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// `--name N` from the command line, or `default`.
+pub fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The `rollback` binary built beside this example.
+pub fn rollback_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("rollback");
+    assert!(
+        bin.exists(),
+        "build the binary first: cargo build --release ({} missing)",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs a command after flushing dirty pages (so no run pays for an earlier run's writes);
+/// returns its wall time and stdout.
+pub fn run(cmd: &mut Command) -> (f64, String) {
+    let _ = Command::new("sync").status();
+    let started = Instant::now();
+    let out = cmd.stderr(Stdio::piped()).output().expect("command runs");
+    let secs = started.elapsed().as_secs_f64();
+    assert!(out.status.success(), "{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr));
+    (secs, String::from_utf8_lossy(&out.stdout).into_owned())
+}
