@@ -49,6 +49,7 @@ pub async fn write_pages(
     total: Option<u64>,
 ) -> Result<ObjectEntry, EngineError> {
     let bar = ctx.progress.bar(label, total);
+    let started = std::time::Instant::now();
     let expected = total.unwrap_or(0) as usize;
     let mut encoder = ChunkEncoder {
         pairs: ObjectDigester::with_capacity(expected + expected / 64, 8),
@@ -107,12 +108,19 @@ pub async fn write_pages(
             break;
         }
     }
+    tracing::debug!(
+        object,
+        records = encoder.records,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "export finished"
+    );
     while !in_flight.is_empty() {
         collect(&mut in_flight, &mut entry, &mut spare).await?;
     }
     bar.finish();
     entry.deleted = encoder.deleted;
     entry.newest_modified = encoder.newest_modified;
+    tracing::debug!(object, elapsed_ms = started.elapsed().as_millis() as u64, "chunks written");
     // The object's index: its (id, record hash) pairs in id order, for fast verify and diff.
     let (mut pairs, store) = (encoder.pairs, ctx.store.clone());
     let (digest, index) = tokio::task::spawn_blocking(move || {
@@ -122,6 +130,11 @@ pub async fn write_pages(
     .await
     .map_err(|e| EngineError::Internal(e.to_string()))??;
     entry.index = index;
+    tracing::debug!(
+        object,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "digest and index written"
+    );
     if !digest.duplicates.is_empty() {
         return Err(EngineError::Proof {
             message: format!(
