@@ -67,21 +67,22 @@ async fn upsert(
     connector: &dyn Connector,
     manifest: &Manifest,
     object: &str,
-    ids: &[String],
+    wanted: HashSet<String>,
     batch: usize,
 ) -> Result<u64, EngineError> {
-    if ids.is_empty() {
+    if wanted.is_empty() {
         return Ok(0);
     }
     // Chunk by chunk, decoding the next chunk while this one is written: memory holds one chunk.
-    let wanted = std::sync::Arc::new(ids.iter().cloned().collect::<HashSet<String>>());
+    let total = wanted.len() as u64;
+    let wanted = std::sync::Arc::new(wanted);
     let chunks = manifest.objects.get(object).map(|o| o.chunks.clone()).unwrap_or_default();
     let name: std::sync::Arc<str> = object.into();
     let decode = |index: usize| {
         let (store, chunk, wanted, name) = (ctx.store.clone(), chunks[index].clone(), wanted.clone(), name.clone());
         tokio::task::spawn_blocking(move || store.chunk_matching(&chunk, &name, &wanted))
     };
-    let bar = ctx.progress.bar(&format!("restore {object}"), Some(ids.len() as u64));
+    let bar = ctx.progress.bar(&format!("restore {object}"), Some(total));
     let mut written = 0;
     let mut batches = 0;
     let mut next = (!chunks.is_empty()).then(|| decode(0));
@@ -181,18 +182,24 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
     let RestorePlan {
         manifest,
         order,
-        diffs,
+        mut diffs,
         replace,
         batch,
     } = plan(ctx, args).await?;
     let connector = ctx.connector(&args.to).await?;
     let mut upserted = BTreeMap::new();
+    // (inserted, updated) per object; the id lists themselves move into the upsert.
+    let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for object in &order {
-        let d = &diffs[object];
-        let ids: Vec<String> = d.deleted.iter().chain(&d.changed).cloned().collect();
+        let d = diffs.get_mut(object).expect("planned object");
+        counts.insert(object.clone(), (d.deleted.len(), d.changed.len()));
+        let ids: HashSet<String> = std::mem::take(&mut d.deleted)
+            .into_iter()
+            .chain(std::mem::take(&mut d.changed))
+            .collect();
         upserted.insert(
             object.clone(),
-            upsert(ctx, connector.as_ref(), &manifest, object, &ids, batch).await?,
+            upsert(ctx, connector.as_ref(), &manifest, object, ids, batch).await?,
         );
     }
     let mut removed = BTreeMap::new();
@@ -237,7 +244,7 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
     }
     let summary: Vec<String> = order
         .iter()
-        .map(|o| format!("{o} +{} ~{} -{}", diffs[o].deleted.len(), diffs[o].changed.len(), removed[o]))
+        .map(|o| format!("{o} +{} ~{} -{}", counts[o].0, counts[o].1, removed[o]))
         .collect();
     Ok(StepOutcome {
         summary: format!(
@@ -254,8 +261,8 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
             "mode": if replace { "replace" } else { "upsert" },
             "order": order,
             "objects": order.iter().map(|o| (o.clone(), json!({
-                "inserted": diffs[o].deleted.len(),
-                "updated": diffs[o].changed.len(),
+                "inserted": counts[o].0,
+                "updated": counts[o].1,
                 "deleted": removed[o],
                 "written": upserted[o],
                 "kept_extra": if replace { 0 } else { diffs[o].added.len() },
