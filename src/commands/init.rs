@@ -55,6 +55,6 @@ pub async fn run(args: &InitArgs) -> anyhow::Result<u8> {
     } else {
         format!("cd {} && ", dir.display())
     };
-    eprintln!("next: {cd}rollback validate && rollback execute --phase backup");
+    eprintln!("next: {cd}rollback drill    (rehearse a whole rollback; `rollback plan` shows what a real one would do)");
     Ok(super::OK)
 }
