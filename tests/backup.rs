@@ -104,20 +104,8 @@ async fn failed_step_is_journaled_with_exit_1() {
 #[test]
 fn second_execute_fails_naming_the_lock_holder() {
     let s = Sandbox::init(20_000);
-    let a = s
-        .cmd()
-        .args(["execute", "--phase", "backup"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let b = s
-        .cmd()
-        .args(["execute", "--phase", "backup"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let a = s.spawn(&["execute", "--phase", "backup"]);
+    let b = s.spawn(&["execute", "--phase", "backup"]);
     let (a, b) = (
         common::Run(a.wait_with_output().unwrap()),
         common::Run(b.wait_with_output().unwrap()),

@@ -25,13 +25,7 @@ async fn kill_during_restore_then_resume() {
     )
     .await;
 
-    let mut child = s
-        .cmd()
-        .args(["execute", "--phase", "restore"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = s.spawn(&["execute", "--phase", "restore"]);
     let journal = sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(s.path(".rollback/journal.db")))
         .await
         .unwrap();
@@ -106,13 +100,7 @@ async fn kill_during_restore_then_resume() {
 #[test]
 fn ctrl_c_records_interrupted_and_resumes() {
     let s = Sandbox::init(60_000);
-    let child = s
-        .cmd()
-        .args(["execute", "--phase", "backup"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = s.spawn(&["execute", "--phase", "backup"]);
     s.wait_for_first_chunk();
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])

@@ -43,6 +43,16 @@ impl Sandbox {
         cmd
     }
 
+    /// Starts `rollback ARGS` in the folder without waiting, output captured.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.cmd()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// Runs `rollback ARGS` in the folder.
     pub fn run(&self, args: &[&str]) -> Run {
         Run(self.cmd().args(args).output().unwrap())
