@@ -132,9 +132,7 @@ async fn stale_lock_is_reported_and_cleared_on_request() {
     let dead = std::process::Command::new("true").spawn().unwrap();
     let pid = dead.id();
     let _ = dead.wait_with_output();
-    let db = sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(s.path(".rollback/journal.db")))
-        .await
-        .unwrap();
+    let db = s.journal().await;
     sqlx::query("INSERT INTO lock (id, command, host, pid, pid_start, started_at, heartbeat_at) VALUES (1, 'execute --phase backup', ?, ?, '1', '2026-11-25T00:00:00Z', '2026-11-25T00:00:00Z')")
         .bind(rollback::journal::hostname())
         .bind(pid as i64)

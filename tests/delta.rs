@@ -22,6 +22,14 @@ async fn sql(s: &Sandbox, statements: &[&'static str]) {
     db.close().await;
 }
 
+/// The new CRM as a copy of the legacy one (the migration), with its baseline snapshot.
+fn migrated_with_baseline(s: &Sandbox) {
+    std::fs::copy(s.path("sandbox/legacy.db"), s.path("sandbox/newcrm.db")).unwrap();
+    let text = s.read("rollback.yaml").replace("\nphases:\n", &format!("\nphases:{PHASES}"));
+    s.write("rollback.yaml", &text);
+    s.run(&["execute", "--phase", "baseline"]).ok();
+}
+
 fn latest_delta(s: &Sandbox) -> serde_json::Value {
     let out = s.run(&["snapshots", "show", "latest-delta", "--format", "json"]).ok();
     serde_json::from_str(&out.stdout()).unwrap()
@@ -41,10 +49,7 @@ fn counts(delta: &serde_json::Value, object: &str) -> (u64, u64, u64) {
 #[tokio::test]
 async fn delta_holds_exactly_the_traffic_since_the_bookmark() {
     let s = Sandbox::init(200);
-    std::fs::copy(s.path("sandbox/legacy.db"), s.path("sandbox/newcrm.db")).unwrap();
-    let text = s.read("rollback.yaml").replace("\nphases:\n", &format!("\nphases:{PHASES}"));
-    s.write("rollback.yaml", &text);
-    s.run(&["execute", "--phase", "baseline"]).ok();
+    migrated_with_baseline(&s);
     sql(&s, &[
         "INSERT INTO contacts (id, email, created_at, updated_at) VALUES (5001, 'a@new.example', '2026-11-21T08:00:00Z', '2026-11-21T08:00:00Z')",
         "INSERT INTO contacts (id, email, created_at, updated_at) VALUES (5002, 'b@new.example', '2026-11-21T08:00:00Z', '2026-11-21T08:00:00Z')",
@@ -91,10 +96,7 @@ async fn delta_holds_exactly_the_traffic_since_the_bookmark() {
 #[tokio::test]
 async fn full_scan_catches_changes_the_modified_column_misses() {
     let s = Sandbox::init(50);
-    std::fs::copy(s.path("sandbox/legacy.db"), s.path("sandbox/newcrm.db")).unwrap();
-    let text = s.read("rollback.yaml").replace("\nphases:\n", &format!("\nphases:{PHASES}"));
-    s.write("rollback.yaml", &text);
-    s.run(&["execute", "--phase", "baseline"]).ok();
+    migrated_with_baseline(&s);
     sql(
         &s,
         &[

@@ -69,9 +69,7 @@ async fn replace_restores_exactly_the_snapshot() {
     assert_eq!(detail["objects"]["contacts"]["written"].as_u64().unwrap(), contacts_restored + 3);
 
     // Batches were checkpointed in the journal.
-    let journal = sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(s.path(".rollback/journal.db")))
-        .await
-        .unwrap();
+    let journal = s.journal().await;
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM checkpoints WHERE key LIKE 'contacts.%'")
         .fetch_one(&journal)
         .await

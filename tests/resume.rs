@@ -26,9 +26,7 @@ async fn kill_during_restore_then_resume() {
     .await;
 
     let mut child = s.spawn(&["execute", "--phase", "restore"]);
-    let journal = sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(s.path(".rollback/journal.db")))
-        .await
-        .unwrap();
+    let journal = s.journal().await;
     let started = std::time::Instant::now();
     let mut killed_mid_restore = false;
     while started.elapsed().as_secs() < 120 {

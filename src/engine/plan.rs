@@ -137,17 +137,24 @@ pub async fn plan(ctx: &Context, phase: &str) -> Result<Plan, EngineError> {
                             },
                         );
                     }
+                    // Counts are full scans: each connector is inspected once, not once per step.
+                    if !snapshots.contains_key(name) {
+                        for object in connector.objects() {
+                            let count = connector.count(&object).await.unwrap_or(0);
+                            let newest = connector.newest_modified(&object).await.map(|t| crate::record::format_time(&t));
+                            states.insert(
+                                format!("{name}.{object}"),
+                                ObjectState {
+                                    count,
+                                    newest_modified: newest,
+                                },
+                            );
+                        }
+                    }
                     for object in connector.objects() {
-                        let count = connector.count(&object).await.unwrap_or(0);
-                        let newest = connector.newest_modified(&object).await.map(|t| crate::record::format_time(&t));
-                        objects.insert(object.clone(), count);
-                        states.insert(
-                            format!("{name}.{object}"),
-                            ObjectState {
-                                count,
-                                newest_modified: newest,
-                            },
-                        );
+                        if let Some(state) = states.get(&format!("{name}.{object}")) {
+                            objects.insert(object, state.count);
+                        }
                     }
                     let latest = ctx.store.resolve("latest", Some(name)).ok().map(|m| m.id);
                     snapshots.insert(name.clone(), latest);

@@ -126,6 +126,12 @@ impl Sandbox {
         db.close().await;
     }
 
+    /// A connection to the store's journal.
+    pub async fn journal(&self) -> sqlx::SqlitePool {
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(self.path(".rollback/journal.db"));
+        sqlx::SqlitePool::connect_with(options).await.unwrap()
+    }
+
     /// A connection to one of the sandbox databases.
     pub async fn db(&self, name: &str) -> sqlx::SqlitePool {
         let options = sqlx::sqlite::SqliteConnectOptions::new().filename(self.path(&format!("sandbox/{name}.db")));
