@@ -84,7 +84,7 @@ impl Record {
 }
 
 /// True when `bytes` holds a control character, `"` or `\\` (checked eight bytes at a time).
-fn needs_escape(bytes: &[u8]) -> bool {
+pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;

@@ -149,3 +149,118 @@ async fn files_connector_names_bad_lines() {
         .says("contacts.jsonl` line 2")
         .says("object `contacts`");
 }
+
+/// SQLite: the fast path that writes chunk lines straight from SQLite's rows gives exactly the
+/// bytes, ids, hashes and times of encoding the records, for every kind of value.
+#[tokio::test]
+async fn sqlite_encoded_export_equals_record_path() {
+    let s = common::Sandbox::empty();
+    let db_path = s.path("odd.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&db_path).create_if_missing(true);
+    let db = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::query(
+        "CREATE TABLE odd (key TEXT PRIMARY KEY, n INTEGER, r REAL, d DECIMAL(10,2), b BOOLEAN, t DATETIME, \
+         changed TEXT, label VARCHAR(40), data BLOB, free)",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let texts = [
+        "plain",
+        "quote \" inside",
+        "back\\slash",
+        "new\nline\ttab",
+        "ctl \u{1} \u{1f}",
+        "ünïcödé 日本 🎉",
+        "line sep \u{2028}",
+        "",
+        "  padded  ",
+        "del \u{7f}",
+    ];
+    let times = [
+        "2024-02-29T23:59:59Z",
+        "2024-02-29 23:59:59",
+        "2024-01-01T00:00:00.5Z",
+        "2024-01-01T00:00:00+02:00",
+        "2023-02-29T00:00:00Z",
+        "2016-12-31T23:59:60Z",
+        "not a time",
+        " 2024-05-05T05:05:05Z ",
+    ];
+    for i in 0..200i64 {
+        let text = texts[i as usize % texts.len()];
+        let time = times[i as usize % times.len()];
+        let mut q = sqlx::query("INSERT INTO odd VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(format!("k{i}{}", if i % 7 == 0 { "\"q" } else { "" }));
+        q = match i % 5 {
+            0 => q.bind(None::<i64>),
+            1 => q.bind(i64::MAX - i),
+            2 => q.bind(-i),
+            _ => q.bind(i),
+        };
+        q = match i % 6 {
+            0 => q.bind(0.1 * i as f64),
+            1 => q.bind(1e300),
+            2 => q.bind(f64::INFINITY),
+            3 => q.bind(-0.0f64),
+            4 => q.bind(None::<f64>),
+            _ => q.bind(i as f64),
+        };
+        q = match i % 4 {
+            0 => q.bind(12.5),
+            1 => q.bind(i),
+            2 => q.bind("1234.50"),
+            _ => q.bind(None::<String>),
+        };
+        q = match i % 4 {
+            0 => q.bind(true),
+            1 => q.bind(2),
+            2 => q.bind("yes"),
+            _ => q.bind(None::<bool>),
+        };
+        q = q.bind(time).bind(if i % 3 == 0 { times[0] } else { time });
+        q = if i % 11 == 0 { q.bind(vec![0u8, 1, 2, 255]) } else { q.bind(text) };
+        q = if i % 2 == 0 {
+            q.bind(vec![i as u8; 3])
+        } else {
+            q.bind(None::<Vec<u8>>)
+        };
+        q = match i % 4 {
+            0 => q.bind(text),
+            1 => q.bind(2.5),
+            2 => q.bind(i),
+            _ => q.bind(vec![9u8]),
+        };
+        q.execute(&db).await.unwrap();
+    }
+    db.close().await;
+    std::fs::write(
+        s.path("rollback.yaml"),
+        "version: 1\nname: odd\nstore: { path: .rollback }\nconnectors:\n  odd:\n    type: sqlite\n    path: odd.db\n    objects:\n      odd: { table: odd, id: key, modified: changed }\nphases:\n  backup:\n    - backup: { from: odd }\n",
+    )
+    .unwrap();
+    let odd = connector(s.dir.path(), "odd").await;
+    let records = all(odd.as_ref(), "odd").await;
+    assert_eq!(records.len(), 200);
+    let expected = connectors::EncodedPage::from_records(&records);
+    let mut pages = odd.export_encoded("odd", None);
+    let mut got = connectors::EncodedPage::default();
+    while let Some(page) = pages.next().await {
+        let page = page.unwrap();
+        got.lines.extend_from_slice(&page.lines);
+        for (id, row) in page.iter() {
+            got.push_row(id, row.hash, row.modified_at, row.deleted);
+        }
+    }
+    let lines = |p: &connectors::EncodedPage| {
+        let text = String::from_utf8(p.lines.clone()).unwrap();
+        text.lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    for (want, have) in lines(&expected).iter().zip(lines(&got).iter()) {
+        assert_eq!(want, have);
+    }
+    assert_eq!(lines(&expected).len(), lines(&got).len());
+    let rows = |p: &connectors::EncodedPage| p.iter().map(|(id, r)| (id.to_string(), r.hash, r.modified_at)).collect::<Vec<_>>();
+    assert_eq!(rows(&expected), rows(&got));
+    assert!(got.iter().any(|(_, r)| r.modified_at.is_some()) && got.iter().any(|(_, r)| r.modified_at.is_none()));
+}

@@ -3,6 +3,7 @@
 
 pub mod files;
 pub mod sqlite;
+pub mod sqlite_encode;
 mod sqlite_freeze;
 pub mod values;
 
@@ -116,6 +117,86 @@ pub struct ApplyOutcome {
 /// A page of exported records.
 pub type RecordPages = BoxStream<'static, Result<Vec<Record>, ConnectorError>>;
 
+/// A page of exported records already in store form: each record's chunk line (see
+/// [`crate::store::chunk`]) and record hash, so consumers that only store or compare records
+/// never build them.
+#[derive(Clone, Debug, Default)]
+pub struct EncodedPage {
+    /// The records' chunk lines, each ending in a newline, in `rows` order.
+    pub lines: Vec<u8>,
+    /// The records' ids back to back; row `i`'s id ends at `rows[i].id_end`.
+    pub ids: String,
+    pub rows: Vec<EncodedRow>,
+}
+
+/// One record of an [`EncodedPage`].
+#[derive(Clone, Copy, Debug)]
+pub struct EncodedRow {
+    pub id_end: u32,
+    pub hash: crate::digest::Hash32,
+    pub modified_at: Option<DateTime<Utc>>,
+    pub deleted: bool,
+}
+
+impl EncodedPage {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Appends one record's chunk line.
+    pub fn push_record(&mut self, record: &Record) {
+        let hash = crate::store::chunk::encode_line(record, &mut self.lines);
+        self.push_row(&record.id, hash, record.modified_at, record.deleted);
+    }
+
+    /// Records the row whose line was just appended to `lines`.
+    pub fn push_row(&mut self, id: &str, hash: crate::digest::Hash32, modified_at: Option<DateTime<Utc>>, deleted: bool) {
+        self.ids.push_str(id);
+        self.rows.push(EncodedRow {
+            id_end: self.ids.len() as u32,
+            hash,
+            modified_at,
+            deleted,
+        });
+    }
+
+    /// `(id, row)` in page order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &EncodedRow)> {
+        let mut start = 0;
+        self.rows.iter().map(move |row| {
+            let id = &self.ids[start..row.id_end as usize];
+            start = row.id_end as usize;
+            (id, row)
+        })
+    }
+
+    /// Encodes a page of records.
+    pub fn from_records(records: &[Record]) -> EncodedPage {
+        let mut page = EncodedPage {
+            lines: Vec::with_capacity(records.len() * 320),
+            ids: String::with_capacity(records.len() * 8),
+            rows: Vec::with_capacity(records.len()),
+        };
+        for record in records {
+            page.push_record(record);
+        }
+        page
+    }
+}
+
+/// Pages of encoded records.
+pub type EncodedPages = BoxStream<'static, Result<EncodedPage, ConnectorError>>;
+
+/// Encodes a stream of record pages.
+pub fn encode_pages(pages: RecordPages) -> EncodedPages {
+    use futures::StreamExt;
+    Box::pin(pages.map(|page| page.map(|records| EncodedPage::from_records(&records))))
+}
+
 /// A CRM endpoint that can be read, written and frozen.
 #[async_trait]
 pub trait Connector: Send + Sync {
@@ -140,6 +221,11 @@ pub trait Connector: Send + Sync {
     }
     /// Every record of `object` (modified at or after `since`, if given), in pages.
     fn export(&self, object: &str, since: Option<DateTime<Utc>>) -> RecordPages;
+    /// [`Connector::export`] in store form. Connectors that can write canonical bytes straight
+    /// from what the CRM sends override it; the result must equal encoding `export`'s records.
+    fn export_encoded(&self, object: &str, since: Option<DateTime<Utc>>) -> EncodedPages {
+        encode_pages(self.export(object, since))
+    }
     async fn apply(&self, object: &str, batch: &[Record], mode: ApplyMode) -> Result<ApplyOutcome, ConnectorError>;
     async fn delete(&self, object: &str, ids: &[String]) -> Result<u64, ConnectorError>;
     /// Stops user writes; returns the receipt that [`Connector::unfreeze`] needs to undo exactly
@@ -200,7 +286,9 @@ pub fn resolve_path(config: &ConnectorConfig) -> Result<(std::path::PathBuf, Str
 pub const PAGE_SIZE: usize = 1000;
 
 /// Turns a channel of pages into a stream.
-pub fn pages_from_channel(rx: tokio::sync::mpsc::Receiver<Result<Vec<Record>, ConnectorError>>) -> RecordPages {
+pub fn pages_from_channel<P: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<Result<P, ConnectorError>>,
+) -> BoxStream<'static, Result<P, ConnectorError>> {
     Box::pin(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|page| (page, rx))
     }))

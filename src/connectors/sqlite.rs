@@ -13,10 +13,14 @@ use serde_json::{Value, json};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 
+use super::sqlite_encode::RowEncoder;
 use super::values::{self, ColumnClass, SqlValue};
-use super::{ApplyMode, ApplyOutcome, Capabilities, Connector, ConnectorError, PAGE_SIZE, RecordPages};
+use super::{ApplyMode, ApplyOutcome, Capabilities, Connector, ConnectorError, EncodedPage, EncodedPages, PAGE_SIZE, RecordPages};
 use crate::playbook::{ConnectorConfig, ConnectorKind};
 use crate::record::{Fields, Record, format_time};
+
+/// Turns one page of rows (their `json_array` texts, one per line) into a page.
+type Decoder<P> = Box<dyn FnMut(&str) -> Result<P, String> + Send>;
 
 /// One column of a mapped table.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -150,6 +154,52 @@ impl SqliteConnector {
             .ok_or_else(|| ConnectorError::new(&self.name, "object is not mapped").object(object))
     }
 
+    /// Scans `object` in parallel rowid ranges; each scan turns its pages of rows (`json_array`
+    /// texts, one per line) into `P` with a decoder from `decoder`.
+    fn scan_pages<P: Send + 'static>(
+        &self,
+        object: &str,
+        since: Option<DateTime<Utc>>,
+        decoder: impl Fn(Arc<TableMap>) -> Decoder<P> + Send + 'static,
+    ) -> tokio::sync::mpsc::Receiver<Result<P, ConnectorError>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let name = self.name.clone();
+        let pool = self.pool.clone();
+        let map = self.table(object).cloned();
+        let parts = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        tokio::spawn(async move {
+            let map = match map {
+                Ok(map) => Arc::new(map),
+                Err(e) => return drop(tx.send(Err(e)).await),
+            };
+            let mut filter = Vec::new();
+            let mut binds = Vec::new();
+            if let (Some(t), Some(m)) = (since, &map.modified) {
+                filter.push(format!("julianday({}) >= julianday(?)", quote(m)));
+                binds.push(SqlValue::Text(format_time(&t)));
+            }
+            let ranges = match rowid_ranges(&name, &pool, &map, parts).await {
+                Ok(ranges) => ranges,
+                Err(e) => return drop(tx.send(Err(e)).await),
+            };
+            let scans: Vec<_> = ranges
+                .into_iter()
+                .map(|range| {
+                    let (name, pool, map, tx, filter, binds) =
+                        (name.clone(), pool.clone(), map.clone(), tx.clone(), filter.clone(), binds.clone());
+                    {
+                        let mut decode = decoder(map.clone());
+                        tokio::spawn(async move { scan(&name, &pool, &map, &filter, &binds, range, &mut *decode, &tx).await })
+                    }
+                })
+                .collect();
+            for handle in scans {
+                let _ = handle.await;
+            }
+        });
+        rx
+    }
+
     /// The pool, for freeze triggers and probes.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -191,7 +241,7 @@ fn text_affinity(declared: &str) -> bool {
 }
 
 /// Normalises one value of a row's `json_array` for its column.
-fn decode_value(column: &Column, value: Value) -> Result<Value, String> {
+pub(crate) fn decode_value(column: &Column, value: Value) -> Result<Value, String> {
     Ok(match value {
         Value::Null => Value::Null,
         Value::Number(n) => match n.as_i64() {
@@ -227,14 +277,16 @@ fn decode_row(map: &TableMap, text: &str) -> Result<Record, String> {
 /// Streams the rows matching `filter` (with `binds`) into pages on `tx`; false when it stopped
 /// early. Rows with rowid in `range` are read a page at a time by keyset on rowid, each page one
 /// result row (`group_concat` of the rows' `json_array`s), so rows cross no thread one by one.
-async fn scan(
+#[allow(clippy::too_many_arguments)]
+async fn scan<P: Send>(
     name: &str,
     pool: &SqlitePool,
     map: &TableMap,
     filter: &[String],
     binds: &[SqlValue],
     range: (i64, i64),
-    tx: &tokio::sync::mpsc::Sender<Result<Vec<Record>, ConnectorError>>,
+    decode: &mut (dyn FnMut(&str) -> Result<P, String> + Send),
+    tx: &tokio::sync::mpsc::Sender<Result<P, ConnectorError>>,
 ) -> bool {
     let mut conditions = vec!["rowid > ?".to_string(), "rowid <= ?".to_string()];
     conditions.extend(filter.iter().cloned());
@@ -275,8 +327,7 @@ async fn scan(
         };
         let (last, count, text): (Option<i64>, i64, Option<String>) = (row.get(0), row.get(1), row.get(2));
         let (Some(last), Some(text)) = (last, text) else { return true };
-        let page: Result<Vec<Record>, String> = text.split('\n').map(|line| decode_row(map, line)).collect();
-        match page {
+        match decode(&text) {
             Ok(page) => {
                 if tx.send(Ok(page)).await.is_err() {
                     return false;
@@ -409,39 +460,29 @@ impl Connector for SqliteConnector {
     }
 
     fn export(&self, object: &str, since: Option<DateTime<Utc>>) -> RecordPages {
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let name = self.name.clone();
-        let pool = self.pool.clone();
-        let map = self.table(object).cloned();
-        let parts = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        tokio::spawn(async move {
-            let map = match map {
-                Ok(map) => Arc::new(map),
-                Err(e) => return drop(tx.send(Err(e)).await),
-            };
-            let mut filter = Vec::new();
-            let mut binds = Vec::new();
-            if let (Some(t), Some(m)) = (since, &map.modified) {
-                filter.push(format!("julianday({}) >= julianday(?)", quote(m)));
-                binds.push(SqlValue::Text(format_time(&t)));
-            }
-            let ranges = match rowid_ranges(&name, &pool, &map, parts).await {
-                Ok(ranges) => ranges,
-                Err(e) => return drop(tx.send(Err(e)).await),
-            };
-            let scans: Vec<_> = ranges
-                .into_iter()
-                .map(|range| {
-                    let (name, pool, map, tx, filter, binds) =
-                        (name.clone(), pool.clone(), map.clone(), tx.clone(), filter.clone(), binds.clone());
-                    tokio::spawn(async move { scan(&name, &pool, &map, &filter, &binds, range, &tx).await })
-                })
-                .collect();
-            for handle in scans {
-                let _ = handle.await;
-            }
-        });
-        super::pages_from_channel(rx)
+        super::pages_from_channel(self.scan_pages(object, since, |map| {
+            Box::new(move |text: &str| text.split('\n').map(|line| decode_row(&map, line)).collect())
+        }))
+    }
+
+    fn export_encoded(&self, object: &str, since: Option<DateTime<Utc>>) -> EncodedPages {
+        super::pages_from_channel(self.scan_pages(object, since, |map| {
+            let mut encoder = RowEncoder::new(map.clone());
+            Box::new(move |text: &str| {
+                let encoder = encoder
+                    .as_mut()
+                    .ok_or_else(|| format!("table `{}` has no id column `{}`", map.table, map.id))?;
+                let mut page = EncodedPage {
+                    lines: Vec::with_capacity(text.len() + text.len() / 2),
+                    ids: String::with_capacity(PAGE_SIZE * 8),
+                    rows: Vec::with_capacity(PAGE_SIZE),
+                };
+                for line in text.split('\n') {
+                    encoder.encode(line, &mut page)?;
+                }
+                Ok(page)
+            })
+        }))
     }
 
     async fn apply(&self, object: &str, batch: &[Record], _mode: ApplyMode) -> Result<ApplyOutcome, ConnectorError> {

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::{Context, EngineError, StepOutcome};
-use crate::connectors::{Connector, RecordPages};
+use crate::connectors::{Connector, EncodedPages};
 use crate::digest::{ObjectDigester, root_digest};
 use crate::playbook::model::BackupArgs;
 use crate::store::ChunkEncoder;
@@ -36,7 +36,7 @@ pub async fn write_object(
     since: Option<DateTime<Utc>>,
 ) -> Result<ObjectEntry, EngineError> {
     let total = connector.estimated_count(object).await;
-    let pages = connector.export(object, since);
+    let pages = connector.export_encoded(object, since);
     write_pages(ctx, &format!("{} {object}", connector.name()), object, pages, total).await
 }
 
@@ -45,7 +45,7 @@ pub async fn write_pages(
     ctx: &Context,
     label: &str,
     object: &str,
-    mut pages: RecordPages,
+    mut pages: EncodedPages,
     total: Option<u64>,
 ) -> Result<ObjectEntry, EngineError> {
     let bar = ctx.progress.bar(label, total);
@@ -87,9 +87,7 @@ pub async fn write_pages(
         let last = page.is_none();
         if let Some(page) = &page {
             bar.inc(page.len() as u64);
-            for record in page {
-                encoder.push(record);
-            }
+            encoder.push_page(page);
         }
         let pending = encoder.records - chunk_start;
         if pending > 0 && (encoder.raw.len() >= CHUNK_TARGET || last) {

@@ -179,7 +179,9 @@ pub async fn run(ctx: &Context, args: &ExportDeltaArgs) -> Result<StepOutcome, E
     } = plan(ctx, args).await?;
     let mut entries = BTreeMap::new();
     for ObjectDelta { object, records, counts } in objects {
-        let pages: crate::connectors::RecordPages = Box::pin(futures::stream::iter(vec![Ok(records)]));
+        let pages: crate::connectors::EncodedPages = Box::pin(futures::stream::iter(vec![Ok(
+            crate::connectors::EncodedPage::from_records(&records),
+        )]));
         let mut entry = write_pages(ctx, &format!("delta {object}"), &object, pages, None).await?;
         entry.delta = Some(counts);
         entries.insert(object, entry);

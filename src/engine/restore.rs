@@ -179,6 +179,7 @@ pub async fn plan(ctx: &Context, args: &RestoreArgs) -> Result<RestorePlan, Engi
 }
 
 pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, EngineError> {
+    let started = std::time::Instant::now();
     let RestorePlan {
         manifest,
         order,
@@ -186,6 +187,7 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
         replace,
         batch,
     } = plan(ctx, args).await?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "restore: differences computed");
     let connector = ctx.connector(&args.to).await?;
     let mut upserted = BTreeMap::new();
     // (inserted, updated) per object; the id lists themselves move into the upsert.
@@ -213,6 +215,7 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
         removed.insert(object.clone(), n);
     }
 
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "restore: writes done");
     // Proof: the destination now equals the snapshot, object by object. When nothing had to be
     // written, the comparison that found no differences is that proof already.
     let wrote = upserted.values().sum::<u64>() + removed.values().sum::<u64>() > 0;
@@ -221,6 +224,7 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
     } else {
         order.iter().map(|o| (o.clone(), diffs[o].clone())).collect()
     };
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "restore: proof done");
     let remaining: Vec<(String, RecordDiff)> = after
         .into_iter()
         .map(|(o, mut d)| {

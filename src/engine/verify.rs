@@ -14,20 +14,12 @@ use crate::store::verify::{preview, verify_snapshot};
 
 /// Hashes every live record of `object` into sorted pairs.
 pub async fn live_pairs(connector: &dyn Connector, object: &str) -> Result<ObjectDigester, EngineError> {
-    let mut pages = connector.export(object, None);
+    let mut pages = connector.export_encoded(object, None);
     let mut all = ObjectDigester::new();
     while let Some(page) = pages.next().await {
-        let page = page?;
-        let part = tokio::task::spawn_blocking(move || {
-            let mut d = ObjectDigester::new();
-            for r in &page {
-                d.push(&r.id, r.hash());
-            }
-            d
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))?;
-        all.merge(part);
+        for (id, row) in page?.iter() {
+            all.push(id, row.hash);
+        }
     }
     all.finish();
     Ok(all)

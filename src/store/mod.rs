@@ -75,6 +75,17 @@ impl ChunkEncoder {
         self.newest_modified = self.newest_modified.max(record.modified_at);
         hash
     }
+
+    /// Appends a page of encoded records.
+    pub fn push_page(&mut self, page: &crate::connectors::EncodedPage) {
+        self.raw.extend_from_slice(&page.lines);
+        for (id, row) in page.iter() {
+            self.pairs.push(id, row.hash);
+            self.deleted += u64::from(row.deleted);
+            self.newest_modified = self.newest_modified.max(row.modified_at);
+        }
+        self.records += page.len() as u64;
+    }
 }
 
 /// Index chunks are mostly record hashes, which do not compress: zstd's fast mode stores them

@@ -1,0 +1,319 @@
+//! Chunk lines straight from SQLite's rows: the `sqlite` connector reads each row as a
+//! `json_array` of its columns, and this writes the row's canonical bytes and chunk line from
+//! that text without building a [`Record`](crate::record::Record).
+//!
+//! The normalisation is the record path's ([`super::sqlite`]'s `decode_row` and
+//! [`super::values`]): values that are already canonical (integers, strings without escapes,
+//! RFC 3339 UTC timestamps) are copied; anything else takes the record path's code for that one
+//! value. The tests hold both paths byte-equal on every kind of value.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
+
+use super::EncodedPage;
+use super::sqlite::{TableMap, decode_value};
+use super::values::ColumnClass;
+use crate::digest::sha256;
+use crate::record::{format_time, parse_time, write_json_str};
+
+/// Writes the chunk lines of one table's rows.
+pub struct RowEncoder {
+    map: Arc<TableMap>,
+    /// Column indexes in field-name order, each with its encoded `"name":` key.
+    sorted: Vec<(usize, Vec<u8>)>,
+    id: usize,
+    modified: Option<usize>,
+    /// `,"object":"<object>"}`: what follows the id in the canonical bytes.
+    tail: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+    canonical: Vec<u8>,
+}
+
+impl RowEncoder {
+    /// `None` when the id column is not among the table's columns.
+    pub fn new(map: Arc<TableMap>) -> Option<RowEncoder> {
+        let position = |name: &str| map.columns.iter().position(|c| c.name == name);
+        let id = position(&map.id)?;
+        let modified = map.modified.as_deref().and_then(position);
+        let mut sorted: Vec<(usize, Vec<u8>)> = map
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut key = Vec::new();
+                write_json_str(&mut key, &c.name);
+                key.push(b':');
+                (i, key)
+            })
+            .collect();
+        sorted.sort_by(|a, b| map.columns[a.0].name.cmp(&map.columns[b.0].name));
+        let mut tail = b",\"object\":".to_vec();
+        write_json_str(&mut tail, &map.object);
+        tail.push(b'}');
+        Some(RowEncoder {
+            map,
+            sorted,
+            id,
+            modified,
+            tail,
+            spans: Vec::new(),
+            canonical: Vec::with_capacity(512),
+        })
+    }
+
+    /// Appends the chunk line of one row (`text` is its `json_array`) to `page`.
+    pub fn encode(&mut self, text: &str, page: &mut EncodedPage) -> Result<(), String> {
+        let bytes = text.as_bytes();
+        self.spans.clear();
+        if bytes.first() != Some(&b'[') {
+            return Err("cannot read a row: not a JSON array".into());
+        }
+        let mut at = 1;
+        if bytes.get(1) != Some(&b']') {
+            loop {
+                let end = skip_value(bytes, at).ok_or("cannot read a row: truncated value")?;
+                self.spans.push((at, end));
+                match bytes.get(end) {
+                    Some(b',') => at = end + 1,
+                    Some(b']') => break,
+                    _ => return Err("cannot read a row: malformed array".into()),
+                }
+            }
+        }
+        let columns = &self.map.columns;
+        if self.spans.len() != columns.len() {
+            return Err(format!("row has {} values for {} columns", self.spans.len(), columns.len()));
+        }
+        let out = &mut self.canonical;
+        out.clear();
+        out.extend_from_slice(b"{\"fields\":{");
+        let (mut id, mut modified) = ((0, 0), None);
+        for (n, (index, key)) in self.sorted.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(key);
+            let (start, end) = self.spans[*index];
+            let value_start = out.len();
+            write_value(&columns[*index], &text[start..end], out)?;
+            if *index == self.id {
+                id = (value_start, out.len());
+            }
+            if Some(*index) == self.modified {
+                modified = Some((value_start, out.len()));
+            }
+        }
+        out.extend_from_slice(b"},\"id\":");
+        let id = id_text(&out[id.0..id.1]).ok_or_else(|| format!("id column `{}` is empty", self.map.id))?;
+        write_json_str(out, &id);
+        out.extend_from_slice(&self.tail);
+        let modified_at = modified.and_then(|(s, e)| time_of(&out[s..e]));
+        let hash = sha256(out);
+
+        let lines = &mut page.lines;
+        lines.extend_from_slice(b"{\"deleted\":false,\"modified_at\":");
+        match &modified_at {
+            Some(t) => write_json_str(lines, &format_time(t)),
+            None => lines.extend_from_slice(b"null"),
+        }
+        lines.extend_from_slice(b",\"record\":");
+        lines.extend_from_slice(out);
+        lines.extend_from_slice(b"}\n");
+        page.push_row(&id, hash, modified_at, false);
+        Ok(())
+    }
+}
+
+/// The end of the JSON value starting at `at` (exclusive), or `None` when it is truncated.
+fn skip_value(bytes: &[u8], at: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = at;
+    loop {
+        match *bytes.get(i)? {
+            b'"' => {
+                i += 1;
+                loop {
+                    match *bytes.get(i)? {
+                        b'\\' => i += 2,
+                        b'"' => break,
+                        _ => i += 1,
+                    }
+                }
+                i += 1;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' | b']' if depth > 0 => {
+                depth -= 1;
+                i += 1;
+            }
+            b',' | b']' | b'}' => return (i > at).then_some(i),
+            _ => i += 1,
+        }
+        if depth == 0 && i > at && matches!(bytes.get(i), Some(b',' | b']' | b'}') | None) {
+            return Some(i);
+        }
+    }
+}
+
+/// Appends the canonical form of one column value (`raw` is SQLite's JSON for it).
+fn write_value(column: &super::sqlite::Column, raw: &str, out: &mut Vec<u8>) -> Result<(), String> {
+    let bytes = raw.as_bytes();
+    match bytes.first() {
+        _ if raw == "null" => {
+            out.extend_from_slice(b"null");
+            return Ok(());
+        }
+        Some(b'-' | b'0'..=b'9') if canonical_integer(bytes) => {
+            if let Ok(v) = raw.parse::<i64>() {
+                match column.class {
+                    ColumnClass::Boolean => out.extend_from_slice(if v != 0 { b"true" } else { b"false" }),
+                    ColumnClass::Decimal => {
+                        out.push(b'"');
+                        out.extend_from_slice(bytes);
+                        out.push(b'"');
+                    }
+                    _ => out.extend_from_slice(bytes),
+                }
+                return Ok(());
+            }
+        }
+        Some(b'"') => {
+            let content = &raw[1..raw.len() - 1];
+            if !content.contains('\\') && !crate::record::needs_escape(content.as_bytes()) {
+                let copy = column.class != ColumnClass::Timestamp || fast_time(content).is_some();
+                if copy {
+                    out.extend_from_slice(bytes);
+                } else {
+                    match parse_time(content) {
+                        Some(t) => write_json_str(out, &format_time(&t)),
+                        None => out.extend_from_slice(bytes),
+                    }
+                }
+                return Ok(());
+            }
+        }
+        _ => {}
+    }
+    // Everything else (escaped strings, reals, blobs): the record path, for this value only.
+    let value: Value = serde_json::from_str(raw).map_err(|e| format!("cannot read a row: {e}"))?;
+    match decode_value(column, value)? {
+        Value::String(s) => write_json_str(out, &s),
+        // Writing a `Value` into a Vec cannot fail.
+        other => serde_json::to_writer(&mut *out, &other).expect("in-memory JSON write"),
+    }
+    Ok(())
+}
+
+/// Digits as Rust prints an `i64`: an optional minus, no plus, no leading zeros, no `-0`.
+fn canonical_integer(bytes: &[u8]) -> bool {
+    let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
+    !digits.is_empty()
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits.len() == 1 || digits[0] != b'0')
+        && !(bytes[0] == b'-' && digits == b"0")
+}
+
+/// The record id from the canonical bytes of the id field, as `Record::from_fields` takes it.
+fn id_text(value: &[u8]) -> Option<String> {
+    match value.first()? {
+        b'"' => serde_json::from_slice::<String>(value).ok(),
+        b'n' | b'{' | b'[' => None,
+        _ => std::str::from_utf8(value).ok().map(str::to_string),
+    }
+}
+
+/// The time in the canonical bytes of the modified field, when it is a string that parses.
+fn time_of(value: &[u8]) -> Option<DateTime<Utc>> {
+    if value.first() != Some(&b'"') {
+        return None;
+    }
+    let content = std::str::from_utf8(&value[1..value.len() - 1]).ok()?;
+    if content.contains('\\') {
+        return parse_time(&serde_json::from_slice::<String>(value).ok()?);
+    }
+    fast_time(content).or_else(|| parse_time(content))
+}
+
+/// Parses exactly `YYYY-MM-DDTHH:MM:SSZ`, the form `format_time` writes for whole seconds, so
+/// that `format_time(fast_time(s)) == s`.
+fn fast_time(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        b[range]
+            .iter()
+            .try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    Some(date.and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_time_agrees_with_format_time() {
+        for s in [
+            "2024-02-29T23:59:59Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "2025-06-01T12:00:00Z",
+        ] {
+            let t = fast_time(s).unwrap();
+            assert_eq!(format_time(&t), s);
+            assert_eq!(Some(t), parse_time(s));
+        }
+        for s in [
+            "2023-02-29T00:00:00Z",
+            "2024-01-01 00:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T00:00:60Z",
+            "2024-01-01T00:00:00.5Z",
+        ] {
+            assert_eq!(fast_time(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn skip_value_finds_ends() {
+        let row = br#"[1,"a\"b,c",{"$r":"1.5"},null,-3,[1,[2]],"x"]"#;
+        let mut at = 1;
+        let mut values = Vec::new();
+        loop {
+            let end = skip_value(row, at).unwrap();
+            values.push(std::str::from_utf8(&row[at..end]).unwrap());
+            if row[end] == b']' {
+                break;
+            }
+            at = end + 1;
+        }
+        assert_eq!(
+            values,
+            vec!["1", r#""a\"b,c""#, r#"{"$r":"1.5"}"#, "null", "-3", "[1,[2]]", r#""x""#]
+        );
+        assert_eq!(skip_value(br#"["abc"#, 1), None);
+    }
+
+    #[test]
+    fn integers_are_copied_only_when_canonical() {
+        for (raw, ok) in [
+            ("0", true),
+            ("-1", true),
+            ("120", true),
+            ("-0", false),
+            ("007", false),
+            ("+1", false),
+            ("", false),
+        ] {
+            assert_eq!(canonical_integer(raw.as_bytes()), ok, "{raw}");
+        }
+    }
+}
