@@ -264,3 +264,42 @@ async fn sqlite_encoded_export_equals_record_path() {
     assert_eq!(rows(&expected), rows(&got));
     assert!(got.iter().any(|(_, r)| r.modified_at.is_some()) && got.iter().any(|(_, r)| r.modified_at.is_none()));
 }
+
+/// SQLite: in a table that references itself, a batch may hold a row before the row it refers
+/// to (foreign keys are checked at commit); a reference to a missing row still fails the batch.
+#[tokio::test]
+async fn sqlite_apply_defers_self_references_to_commit() {
+    let s = common::Sandbox::empty();
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(s.path("people.db"))
+        .create_if_missing(true);
+    let db = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::query("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, manager_id INTEGER REFERENCES people(id))")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    std::fs::write(
+        s.path("rollback.yaml"),
+        "version: 1\nname: people\nstore: { path: .rollback }\nconnectors:\n  hr:\n    type: sqlite\n    path: people.db\n    objects:\n      people: { table: people }\nphases:\n  backup:\n    - backup: { from: hr }\n",
+    )
+    .unwrap();
+    let hr = connector(s.dir.path(), "hr").await;
+    let person = |id: i64, manager: Option<i64>| {
+        let mut fields = rollback::record::Fields::new();
+        fields.insert("id".into(), serde_json::json!(id));
+        fields.insert("name".into(), serde_json::json!(format!("p{id}")));
+        fields.insert("manager_id".into(), serde_json::json!(manager));
+        Record::from_fields(&"people".into(), fields, "id", None).unwrap()
+    };
+    let batch = vec![person(2, Some(1)), person(3, Some(2)), person(1, None)];
+    hr.apply("people", &batch, ApplyMode::Upsert).await.unwrap();
+    assert_eq!(hr.count("people").await.unwrap(), 3);
+    let err = hr
+        .apply("people", &[person(4, Some(99))], ApplyMode::Upsert)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("FOREIGN KEY"), "{err}");
+    assert_eq!(hr.count("people").await.unwrap(), 3, "the failed batch wrote nothing");
+}

@@ -43,6 +43,9 @@ pub struct TableMap {
     pub columns: Vec<Column>,
     /// The column that is the table's rowid (`INTEGER PRIMARY KEY`), if any.
     pub rowid_alias: Option<String>,
+    /// A foreign key of the table points at the table itself, so rows of one batch may refer to
+    /// each other and writes defer foreign-key checks to the commit.
+    pub self_referencing: bool,
 }
 
 impl TableMap {
@@ -122,7 +125,13 @@ impl SqliteConnector {
                 [one] if one.declared.eq_ignore_ascii_case("INTEGER") => Some(one.name.clone()),
                 _ => None,
             };
+            let fks = sqlx::query(AssertSqlSafe(format!("PRAGMA foreign_key_list({})", quote(&table))))
+                .fetch_all(&pool)
+                .await
+                .map_err(|e| sql_error(name, e))?;
+            let self_referencing = fks.iter().any(|r| r.get::<String, _>("table").eq_ignore_ascii_case(&table));
             let map = TableMap {
+                self_referencing,
                 object: object.as_str().into(),
                 table: table.clone(),
                 id,
@@ -198,6 +207,66 @@ impl SqliteConnector {
             }
         });
         rx
+    }
+
+    /// One multi-row `INSERT ... ON CONFLICT DO UPDATE` for the records of `batch` from `start`
+    /// that share its fields (at most [`MAX_PARAMS`] values), and where the next one starts.
+    fn upsert_statement<'q>(&self, map: &TableMap, batch: &[Record], start: usize) -> Result<(SqliteQuery<'q>, usize), ConnectorError> {
+        let object = &*map.object;
+        let keys: Vec<&String> = batch[start].fields.keys().collect();
+        for key in &keys {
+            if map.column(key).is_none() {
+                return Err(
+                    ConnectorError::new(&self.name, format!("table `{}` has no column `{key}`", map.table))
+                        .object(object)
+                        .record(&batch[start].id)
+                        .hint("the record does not fit this table; check the object mapping or restore into the connector it came from"),
+                );
+            }
+        }
+        if !keys.iter().any(|k| **k == map.id) {
+            return Err(ConnectorError::new(&self.name, format!("record has no `{}` field", map.id))
+                .object(object)
+                .record(&batch[start].id));
+        }
+        let rows_per_statement = (MAX_PARAMS / keys.len().max(1)).max(1);
+        let mut end = start + 1;
+        while end < batch.len() && end - start < rows_per_statement && batch[end].fields.keys().eq(keys.iter().copied()) {
+            end += 1;
+        }
+        let cols: Vec<String> = keys.iter().map(|k| quote(k)).collect();
+        let placeholders = format!("({})", vec!["?"; keys.len()].join(", "));
+        let updates: Vec<String> = cols
+            .iter()
+            .filter(|c| **c != quote(&map.id))
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect();
+        let conflict = if updates.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            format!("DO UPDATE SET {}", updates.join(", "))
+        };
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES {} ON CONFLICT({}) {}",
+            quote(&map.table),
+            cols.join(", "),
+            vec![placeholders; end - start].join(", "),
+            quote(&map.id),
+            conflict
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for record in &batch[start..end] {
+            for (key, value) in &record.fields {
+                let class = map.column(key).map(|c| c.class).unwrap_or(ColumnClass::Any);
+                let v = values::to_sql(class, value).map_err(|m| {
+                    ConnectorError::new(&self.name, format!("field `{key}`: {m}"))
+                        .object(object)
+                        .record(&record.id)
+                })?;
+                query = bind_value(query, v);
+            }
+        }
+        Ok((query, end))
     }
 
     /// The pool, for freeze triggers and probes.
@@ -366,10 +435,9 @@ async fn rowid_ranges(name: &str, pool: &SqlitePool, map: &TableMap, parts: usiz
 /// Tables with at least this many rows are scanned in parallel rowid ranges.
 const PARALLEL_SCAN_ROWS: i64 = 100_000;
 
-fn bind_value<'q>(
-    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-    value: SqlValue,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+fn bind_value(query: SqliteQuery<'_>, value: SqlValue) -> SqliteQuery<'_> {
     match value {
         SqlValue::Null => query.bind(None::<i64>),
         SqlValue::Integer(i) => query.bind(i),
@@ -488,66 +556,24 @@ impl Connector for SqliteConnector {
     async fn apply(&self, object: &str, batch: &[Record], _mode: ApplyMode) -> Result<ApplyOutcome, ConnectorError> {
         let map = self.table(object)?;
         let err = |e: sqlx::Error| sql_error(&self.name, e).object(object);
-        let (mut tx, bypass) = super::sqlite_freeze::begin_write(self).await?;
-        let mut start = 0;
-        while start < batch.len() {
-            let keys: Vec<&String> = batch[start].fields.keys().collect();
-            for key in &keys {
-                if map.column(key).is_none() {
-                    return Err(
-                        ConnectorError::new(&self.name, format!("table `{}` has no column `{key}`", map.table))
-                            .object(object)
-                            .record(&batch[start].id)
-                            .hint(
-                                "the record does not fit this table; check the object mapping or restore into the connector it came from",
-                            ),
-                    );
+        let (mut tx, bypass) = super::sqlite_freeze::begin_write(self, map.self_referencing).await?;
+        // Each statement's values are bound while SQLite runs the previous one.
+        let mut next = if batch.is_empty() {
+            None
+        } else {
+            Some(self.upsert_statement(map, batch, 0)?)
+        };
+        while let Some((query, end)) = next.take() {
+            let following = async {
+                if end < batch.len() {
+                    self.upsert_statement(map, batch, end).map(Some)
+                } else {
+                    Ok(None)
                 }
-            }
-            if !keys.iter().any(|k| **k == map.id) {
-                return Err(ConnectorError::new(&self.name, format!("record has no `{}` field", map.id))
-                    .object(object)
-                    .record(&batch[start].id));
-            }
-            let rows_per_statement = (MAX_PARAMS / keys.len().max(1)).max(1);
-            let mut end = start + 1;
-            while end < batch.len() && end - start < rows_per_statement && batch[end].fields.keys().eq(keys.iter().copied()) {
-                end += 1;
-            }
-            let cols: Vec<String> = keys.iter().map(|k| quote(k)).collect();
-            let placeholders = format!("({})", vec!["?"; keys.len()].join(", "));
-            let updates: Vec<String> = cols
-                .iter()
-                .filter(|c| **c != quote(&map.id))
-                .map(|c| format!("{c} = excluded.{c}"))
-                .collect();
-            let conflict = if updates.is_empty() {
-                "DO NOTHING".to_string()
-            } else {
-                format!("DO UPDATE SET {}", updates.join(", "))
             };
-            let sql = format!(
-                "INSERT INTO {} ({}) VALUES {} ON CONFLICT({}) {}",
-                quote(&map.table),
-                cols.join(", "),
-                vec![placeholders; end - start].join(", "),
-                quote(&map.id),
-                conflict
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for record in &batch[start..end] {
-                for (key, value) in &record.fields {
-                    let class = map.column(key).map(|c| c.class).unwrap_or(ColumnClass::Any);
-                    let v = values::to_sql(class, value).map_err(|m| {
-                        ConnectorError::new(&self.name, format!("field `{key}`: {m}"))
-                            .object(object)
-                            .record(&record.id)
-                    })?;
-                    query = bind_value(query, v);
-                }
-            }
-            query.execute(&mut *tx).await.map_err(err)?;
-            start = end;
+            let (done, built) = futures::join!(query.execute(&mut *tx), following);
+            done.map_err(err)?;
+            next = built?;
         }
         super::sqlite_freeze::commit_write(self, tx, bypass).await?;
         Ok(ApplyOutcome {
@@ -572,7 +598,7 @@ impl Connector for SqliteConnector {
         let map = self.table(object)?;
         let err = |e: sqlx::Error| sql_error(&self.name, e).object(object);
         let id_class = map.column(&map.id).map(|c| c.class).unwrap_or(ColumnClass::Any);
-        let (mut tx, bypass) = super::sqlite_freeze::begin_write(self).await?;
+        let (mut tx, bypass) = super::sqlite_freeze::begin_write(self, map.self_referencing).await?;
         let mut deleted = 0;
         for part in ids.chunks(MAX_PARAMS) {
             let sql = format!(

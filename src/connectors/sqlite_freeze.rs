@@ -20,15 +20,19 @@ fn sql_err(name: &str) -> impl Fn(sqlx::Error) -> ConnectorError + '_ {
     move |e| ConnectorError::new(name, e.to_string())
 }
 
-/// Starts a write transaction of the tool, opening the bypass if the CRM is frozen.
-pub async fn begin_write(c: &SqliteConnector) -> Result<(Transaction<'static, Sqlite>, bool), ConnectorError> {
+/// Starts a write transaction of the tool, opening the bypass if the CRM is frozen. With
+/// `defer_foreign_keys` (a table that references itself, so rows of one batch may refer to each
+/// other), foreign keys are checked at commit. Only then: the pragma expires every prepared
+/// statement of the connection, and re-preparing a many-row INSERT costs more than running it.
+pub async fn begin_write(c: &SqliteConnector, defer_foreign_keys: bool) -> Result<(Transaction<'static, Sqlite>, bool), ConnectorError> {
     let err = sql_err(c.name_str());
     let mut tx = c.pool().begin().await.map_err(&err)?;
-    // Rows of one batch may refer to each other (parents, self-references): check at commit.
-    sqlx::query("PRAGMA defer_foreign_keys = ON")
-        .execute(&mut *tx)
-        .await
-        .map_err(&err)?;
+    if defer_foreign_keys {
+        sqlx::query("PRAGMA defer_foreign_keys = ON")
+            .execute(&mut *tx)
+            .await
+            .map_err(&err)?;
+    }
     let frozen: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?")
         .bind(BYPASS)
         .fetch_optional(&mut *tx)
