@@ -541,7 +541,7 @@ impl Connector for SqliteConnector {
                     .as_mut()
                     .ok_or_else(|| format!("table `{}` has no id column `{}`", map.table, map.id))?;
                 let mut page = EncodedPage {
-                    lines: Vec::with_capacity(text.len() + text.len() / 2),
+                    lines: Vec::with_capacity(text.len() * 2),
                     ids: String::with_capacity(PAGE_SIZE * 8),
                     rows: Vec::with_capacity(PAGE_SIZE),
                 };

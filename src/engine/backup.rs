@@ -116,6 +116,9 @@ pub async fn write_pages(
         collect(&mut in_flight, &mut entry, &mut spare).await?;
     }
     bar.finish();
+    // The chunk buffers are done with: give their memory back before the index is built.
+    drop(spare);
+    encoder.raw = Vec::new();
     entry.deleted = encoder.deleted;
     entry.newest_modified = encoder.newest_modified;
     tracing::debug!(object, elapsed_ms = started.elapsed().as_millis() as u64, "chunks written");
