@@ -20,7 +20,7 @@ use crate::playbook::{ConnectorConfig, ConnectorKind};
 use crate::record::{Fields, Record, format_time};
 
 /// Turns one page of rows (their `json_array` texts, one per line) into a page.
-type Decoder<P> = Box<dyn FnMut(&str) -> Result<P, String> + Send>;
+type Decoder<P> = Box<dyn FnMut(&str, &Reals) -> Result<P, String> + Send>;
 
 /// One column of a mapped table.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -288,9 +288,13 @@ impl SqliteConnector {
     }
 }
 
-/// The expression that selects one column into the row's `json_array`: reals travel as
-/// `{"$r": "<17 significant digits>"}` (SQLite's JSON keeps only 15) and blobs as
-/// `{"$b": "<hex>"}` (JSON cannot hold them), so every value arrives exactly.
+/// The expression that selects one column into the row's `json_array`, so that every value
+/// arrives exactly. SQLite formats some doubles with wrong last digits (even at 17 significant
+/// digits; its JSON keeps only 15), so reals travel as exact integers instead: a real `x` with
+/// `1 <= |x| < 2^63` as `{"$s": [trunc(x), frac(x) * 2^52, 0]}`, one with `2^-60 <= |x| < 1`
+/// scaled by `2^60` first and tagged `60` (scaling by powers of two, truncation and taking the
+/// fraction are all exact), zeros as `{"$z": "0" | "-0"}`, and any other real as a placeholder
+/// `{"$r": ROWID}` whose value the scan reads typed. Blobs travel as `{"$b": "<hex>"}`.
 /// With `lean`, TEXT-affinity columns (which can never hold a REAL) go in unwrapped; a BLOB in
 /// one makes SQLite refuse the page, and the scan retries it wrapped.
 fn json_column(column: &Column, rowid_alias: bool, lean: bool) -> String {
@@ -299,8 +303,34 @@ fn json_column(column: &Column, rowid_alias: bool, lean: bool) -> String {
         return c;
     }
     format!(
-        "CASE typeof({c}) WHEN 'real' THEN json_object('$r', printf('%!.17g', {c})) WHEN 'blob' THEN json_object('$b', hex({c})) ELSE {c} END"
+        "CASE typeof({c}) WHEN 'real' THEN {} WHEN 'blob' THEN json_object('$b', hex({c})) ELSE {c} END",
+        exact_real(&c)
     )
+}
+
+/// The exact form of the REAL `c` (see [`json_column`]).
+fn exact_real(c: &str) -> String {
+    let split = |y: &str, scale: u32| {
+        format!(
+            "json_object('$s', json_array(CAST({y} AS INTEGER), CAST(({y} - CAST({y} AS INTEGER)) * 4503599627370496 AS INTEGER), {scale}))"
+        )
+    };
+    let scaled = format!("({c} * 1152921504606846976)");
+    format!(
+        "CASE WHEN {c} = 0 THEN json_object('$z', printf('%g', {c})) WHEN abs({c}) >= 1 AND abs({c}) < 9.2e18 THEN {} WHEN abs({c}) < 1 AND abs({c}) >= 8.7e-19 THEN {} ELSE json_object('$r', rowid) END",
+        split(c, 0),
+        split(&scaled, 60)
+    )
+}
+
+/// `ip + fp / 2^52`, scaled down by `2^scale`: exact, as every step is.
+fn real_from_parts(parts: &Value) -> Option<f64> {
+    let [ip, fp, scale] = parts.as_array()?.as_slice() else {
+        return None;
+    };
+    let (ip, fp, scale) = (ip.as_i64()?, fp.as_i64()?, scale.as_i64()?);
+    let y = ip as f64 + fp as f64 * 2f64.powi(-52);
+    Some(y * 2f64.powi(-(scale as i32)))
 }
 
 /// SQLite's TEXT affinity rule: the declared type contains CHAR, CLOB or TEXT (and not INT).
@@ -309,8 +339,11 @@ fn text_affinity(declared: &str) -> bool {
     !t.contains("INT") && (t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT"))
 }
 
-/// Normalises one value of a row's `json_array` for its column.
-pub(crate) fn decode_value(column: &Column, value: Value) -> Result<Value, String> {
+/// The exact REAL values of a page: `(rowid, column index)` → value.
+pub(crate) type Reals = std::collections::HashMap<(i64, usize), f64>;
+
+/// Normalises one value of a row's `json_array` for column `index`.
+pub(crate) fn decode_value(column: &Column, index: usize, value: Value, reals: &Reals) -> Result<Value, String> {
     Ok(match value {
         Value::Null => Value::Null,
         Value::Number(n) => match n.as_i64() {
@@ -318,8 +351,19 @@ pub(crate) fn decode_value(column: &Column, value: Value) -> Result<Value, Strin
             None => values::from_real(column.class, n.as_f64().unwrap_or(f64::NAN)),
         },
         Value::String(s) => values::from_text(column.class, s),
+        Value::Object(map) if map.contains_key("$s") => values::from_real(
+            column.class,
+            real_from_parts(&map["$s"]).ok_or_else(|| format!("bad real in column `{}`", column.name))?,
+        ),
+        Value::Object(map) if map.contains_key("$z") => values::from_real(column.class, if map["$z"] == "-0" { -0.0 } else { 0.0 }),
         Value::Object(map) => match (map.get("$r"), map.get("$b")) {
-            (Some(Value::String(r)), _) => values::from_real(column.class, r.parse().map_err(|_| format!("bad real `{r}`"))?),
+            (Some(r), _) => {
+                let real = r.as_i64().and_then(|rowid| reals.get(&(rowid, index)));
+                values::from_real(
+                    column.class,
+                    *real.ok_or_else(|| format!("the REAL in column `{}` changed while it was read", column.name))?,
+                )
+            }
             (_, Some(Value::String(b))) => values::from_bytes(&const_hex::decode(b).map_err(|_| "bad blob hex".to_string())?),
             _ => return Err(format!("unexpected value in column `{}`", column.name)),
         },
@@ -328,14 +372,14 @@ pub(crate) fn decode_value(column: &Column, value: Value) -> Result<Value, Strin
 }
 
 /// Reads one row (a `json_array` of its columns) into a record.
-fn decode_row(map: &TableMap, text: &str) -> Result<Record, String> {
+fn decode_row(map: &TableMap, text: &str, reals: &Reals) -> Result<Record, String> {
     let values: Vec<Value> = serde_json::from_str(text).map_err(|e| format!("cannot read a row: {e}"))?;
     if values.len() != map.columns.len() {
         return Err(format!("row has {} values for {} columns", values.len(), map.columns.len()));
     }
     let mut pairs = Vec::with_capacity(values.len());
-    for (column, value) in map.columns.iter().zip(values) {
-        pairs.push((column.name.clone(), decode_value(column, value)?));
+    for (index, (column, value)) in map.columns.iter().zip(values).enumerate() {
+        pairs.push((column.name.clone(), decode_value(column, index, value, reals)?));
     }
     // Sorted input lets the map build in one pass instead of one search per field.
     pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -354,7 +398,7 @@ async fn scan<P: Send>(
     filter: &[String],
     binds: &[SqlValue],
     range: (i64, i64),
-    decode: &mut (dyn FnMut(&str) -> Result<P, String> + Send),
+    decode: &mut (dyn FnMut(&str, &Reals) -> Result<P, String> + Send),
     tx: &tokio::sync::mpsc::Sender<Result<P, ConnectorError>>,
 ) -> bool {
     let mut conditions = vec!["rowid > ?".to_string(), "rowid <= ?".to_string()];
@@ -374,6 +418,27 @@ async fn scan<P: Send>(
     };
     let (lean_sql, wrapped_sql) = (sql(true), sql(false));
     let mut lean = true;
+    // The typed read of a page's REALs: every column that can hold one.
+    let real_columns: Vec<usize> = (0..map.columns.len())
+        .filter(|&i| map.rowid_alias.as_deref() != Some(map.columns[i].name.as_str()) && !text_affinity(&map.columns[i].declared))
+        .collect();
+    let reals_sql = format!(
+        "SELECT rowid, {} FROM {} WHERE rowid > ? AND rowid <= ? AND ({})",
+        real_columns
+            .iter()
+            .map(|&i| format!("CASE typeof({0}) WHEN 'real' THEN {0} END", quote(&map.columns[i].name)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        quote(&map.table),
+        real_columns
+            .iter()
+            .map(|&i| format!("typeof({}) = 'real'", quote(&map.columns[i].name)))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    );
+    // Once a page holds REALs, every page is read with its REALs in one transaction.
+    let mut exact = false;
+    let mut reals = Reals::new();
     let fail = |e: ConnectorError| async {
         let _ = tx.send(Err(e.object(&map.object))).await;
         false
@@ -386,7 +451,12 @@ async fn scan<P: Send>(
         for b in binds {
             query = bind_value(query, b.clone());
         }
-        let row = match query.fetch_one(pool).await {
+        let read = if exact {
+            read_page_with_reals(pool, query, &reals_sql, after, &real_columns, &mut reals).await
+        } else {
+            query.fetch_one(pool).await
+        };
+        let row = match read {
             Ok(row) => row,
             Err(e) if lean && e.to_string().contains("BLOB") => {
                 lean = false;
@@ -396,7 +466,11 @@ async fn scan<P: Send>(
         };
         let (last, count, text): (Option<i64>, i64, Option<String>) = (row.get(0), row.get(1), row.get(2));
         let (Some(last), Some(text)) = (last, text) else { return true };
-        match decode(&text) {
+        if !exact && text.contains("{\"$r\":") {
+            exact = true;
+            continue;
+        }
+        match decode(&text, &reals) {
             Ok(page) => {
                 if tx.send(Ok(page)).await.is_err() {
                     return false;
@@ -409,6 +483,38 @@ async fn scan<P: Send>(
         }
         after = last;
     }
+}
+
+/// Reads one page and the exact REALs of its rows in one read transaction (so both see the
+/// same rows), filling `reals`.
+async fn read_page_with_reals(
+    pool: &SqlitePool,
+    page: SqliteQuery<'_>,
+    reals_sql: &str,
+    after: i64,
+    real_columns: &[usize],
+    reals: &mut Reals,
+) -> Result<sqlx::sqlite::SqliteRow, sqlx::Error> {
+    use futures::TryStreamExt;
+    reals.clear();
+    let mut tx = pool.begin().await?;
+    let row = page.fetch_one(&mut *tx).await?;
+    if let Some(last) = row.get::<Option<i64>, _>(0) {
+        let mut rows = sqlx::query(AssertSqlSafe(reals_sql.to_string()))
+            .bind(after)
+            .bind(last)
+            .fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await? {
+            let rowid: i64 = r.try_get(0)?;
+            for (k, index) in real_columns.iter().enumerate() {
+                if let Some(value) = r.try_get::<Option<f64>, _>(k + 1)? {
+                    reals.insert((rowid, *index), value);
+                }
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(row)
 }
 
 /// Rowid ranges that split the table into `parts` scans of similar size (one range when small).
@@ -529,14 +635,14 @@ impl Connector for SqliteConnector {
 
     fn export(&self, object: &str, since: Option<DateTime<Utc>>) -> RecordPages {
         super::pages_from_channel(self.scan_pages(object, since, |map| {
-            Box::new(move |text: &str| text.split('\n').map(|line| decode_row(&map, line)).collect())
+            Box::new(move |text: &str, reals: &Reals| text.split('\n').map(|line| decode_row(&map, line, reals)).collect())
         }))
     }
 
     fn export_encoded(&self, object: &str, since: Option<DateTime<Utc>>) -> EncodedPages {
         super::pages_from_channel(self.scan_pages(object, since, |map| {
             let mut encoder = RowEncoder::new(map.clone());
-            Box::new(move |text: &str| {
+            Box::new(move |text: &str, reals: &Reals| {
                 let encoder = encoder
                     .as_mut()
                     .ok_or_else(|| format!("table `{}` has no id column `{}`", map.table, map.id))?;
@@ -546,7 +652,7 @@ impl Connector for SqliteConnector {
                     rows: Vec::with_capacity(PAGE_SIZE),
                 };
                 for line in text.split('\n') {
-                    encoder.encode(line, &mut page)?;
+                    encoder.encode(line, reals, &mut page)?;
                 }
                 Ok(page)
             })

@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
 use super::EncodedPage;
-use super::sqlite::{TableMap, decode_value};
+use super::sqlite::{Reals, TableMap, decode_value};
 use super::values::ColumnClass;
 use crate::digest::sha256;
 use crate::record::{format_time, parse_time, write_json_str};
@@ -64,7 +64,7 @@ impl RowEncoder {
     }
 
     /// Appends the chunk line of one row (`text` is its `json_array`) to `page`.
-    pub fn encode(&mut self, text: &str, page: &mut EncodedPage) -> Result<(), String> {
+    pub fn encode(&mut self, text: &str, reals: &Reals, page: &mut EncodedPage) -> Result<(), String> {
         let bytes = text.as_bytes();
         self.spans.clear();
         if bytes.first() != Some(&b'[') {
@@ -97,7 +97,7 @@ impl RowEncoder {
             out.extend_from_slice(key);
             let (start, end) = self.spans[*index];
             let value_start = out.len();
-            write_value(&columns[*index], &text[start..end], out)?;
+            write_value(&columns[*index], *index, &text[start..end], reals, out)?;
             if *index == self.id {
                 id = (value_start, out.len());
             }
@@ -151,6 +151,7 @@ fn skip_value(bytes: &[u8], at: usize) -> Option<usize> {
                 depth -= 1;
                 i += 1;
             }
+            b',' if depth > 0 => i += 1,
             b',' | b']' | b'}' => return (i > at).then_some(i),
             _ => i += 1,
         }
@@ -161,7 +162,7 @@ fn skip_value(bytes: &[u8], at: usize) -> Option<usize> {
 }
 
 /// Appends the canonical form of one column value (`raw` is SQLite's JSON for it).
-fn write_value(column: &super::sqlite::Column, raw: &str, out: &mut Vec<u8>) -> Result<(), String> {
+fn write_value(column: &super::sqlite::Column, index: usize, raw: &str, reals: &Reals, out: &mut Vec<u8>) -> Result<(), String> {
     let bytes = raw.as_bytes();
     match bytes.first() {
         _ if raw == "null" => {
@@ -201,7 +202,7 @@ fn write_value(column: &super::sqlite::Column, raw: &str, out: &mut Vec<u8>) -> 
     }
     // Everything else (escaped strings, reals, blobs): the record path, for this value only.
     let value: Value = serde_json::from_str(raw).map_err(|e| format!("cannot read a row: {e}"))?;
-    match decode_value(column, value)? {
+    match decode_value(column, index, value, reals)? {
         Value::String(s) => write_json_str(out, &s),
         // Writing a `Value` into a Vec cannot fail.
         other => serde_json::to_writer(&mut *out, &other).expect("in-memory JSON write"),
@@ -284,7 +285,7 @@ mod tests {
 
     #[test]
     fn skip_value_finds_ends() {
-        let row = br#"[1,"a\"b,c",{"$r":"1.5"},null,-3,[1,[2]],"x"]"#;
+        let row = br#"[1,"a\"b,c",{"$s":[1,2,0]},null,-3,[1,[2,3]],"x"]"#;
         let mut at = 1;
         let mut values = Vec::new();
         loop {
@@ -297,7 +298,7 @@ mod tests {
         }
         assert_eq!(
             values,
-            vec!["1", r#""a\"b,c""#, r#"{"$r":"1.5"}"#, "null", "-3", "[1,[2]]", r#""x""#]
+            vec!["1", r#""a\"b,c""#, r#"{"$s":[1,2,0]}"#, "null", "-3", "[1,[2,3]]", r#""x""#]
         );
         assert_eq!(skip_value(br#"["abc"#, 1), None);
     }
