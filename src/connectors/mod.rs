@@ -5,6 +5,7 @@ pub mod files;
 pub mod sqlite;
 pub mod sqlite_encode;
 mod sqlite_freeze;
+pub mod sqlite_write;
 pub mod values;
 
 use std::fmt;
@@ -227,6 +228,18 @@ pub trait Connector: Send + Sync {
         encode_pages(self.export(object, since))
     }
     async fn apply(&self, object: &str, batch: &[Record], mode: ApplyMode) -> Result<ApplyOutcome, ConnectorError>;
+    /// Upserts records given as the store's chunk lines (see [`crate::store::chunk`]). The
+    /// default decodes them and calls [`Connector::apply`]; connectors that can write straight
+    /// from the lines override it.
+    async fn apply_lines(&self, object: &str, lines: &[u8]) -> Result<ApplyOutcome, ConnectorError> {
+        let name: Arc<str> = object.into();
+        let records = crate::store::chunk::decode_lines(lines, &name).map_err(|e| {
+            ConnectorError::new(self.name(), format!("unreadable snapshot line {}: {}", e.line, e.message))
+                .object(object)
+                .hint("run `rollback verify --read-data` on the snapshot")
+        })?;
+        self.apply(object, &records, ApplyMode::Upsert).await
+    }
     async fn delete(&self, object: &str, ids: &[String]) -> Result<u64, ConnectorError>;
     /// Stops user writes; returns the receipt that [`Connector::unfreeze`] needs to undo exactly
     /// this freeze. `message` is what a blocked user sees.

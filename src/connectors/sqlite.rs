@@ -14,6 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::sqlite_encode::RowEncoder;
+use super::sqlite_write::{Columns, LineRows, RecordRows, RowError, SqlRow, upsert_statement};
 use super::values::{self, ColumnClass, SqlValue};
 use super::{ApplyMode, ApplyOutcome, Capabilities, Connector, ConnectorError, EncodedPage, EncodedPages, PAGE_SIZE, RecordPages};
 use crate::playbook::{ConnectorConfig, ConnectorKind};
@@ -209,64 +210,37 @@ impl SqliteConnector {
         rx
     }
 
-    /// One multi-row `INSERT ... ON CONFLICT DO UPDATE` for the records of `batch` from `start`
-    /// that share its fields (at most [`MAX_PARAMS`] values), and where the next one starts.
-    fn upsert_statement<'q>(&self, map: &TableMap, batch: &[Record], start: usize) -> Result<(SqliteQuery<'q>, usize), ConnectorError> {
+    /// Upserts `rows` in one transaction; each statement's values are bound while SQLite runs
+    /// the previous one.
+    async fn write_rows<I>(&self, map: &TableMap, rows: I) -> Result<u64, ConnectorError>
+    where
+        I: Iterator<Item = Result<SqlRow, RowError>> + Send,
+    {
         let object = &*map.object;
-        let keys: Vec<&String> = batch[start].fields.keys().collect();
-        for key in &keys {
-            if map.column(key).is_none() {
-                return Err(
-                    ConnectorError::new(&self.name, format!("table `{}` has no column `{key}`", map.table))
-                        .object(object)
-                        .record(&batch[start].id)
-                        .hint("the record does not fit this table; check the object mapping or restore into the connector it came from"),
-                );
+        let err = |e: sqlx::Error| sql_error(&self.name, e).object(object);
+        let row_error = |e: RowError| {
+            let mut error = ConnectorError::new(&self.name, e.message).object(object);
+            if let Some(id) = &e.id {
+                error = error.record(id);
             }
-        }
-        if !keys.iter().any(|k| **k == map.id) {
-            return Err(ConnectorError::new(&self.name, format!("record has no `{}` field", map.id))
-                .object(object)
-                .record(&batch[start].id));
-        }
-        let rows_per_statement = (MAX_PARAMS / keys.len().max(1)).max(1);
-        let mut end = start + 1;
-        while end < batch.len() && end - start < rows_per_statement && batch[end].fields.keys().eq(keys.iter().copied()) {
-            end += 1;
-        }
-        let cols: Vec<String> = keys.iter().map(|k| quote(k)).collect();
-        let placeholders = format!("({})", vec!["?"; keys.len()].join(", "));
-        let updates: Vec<String> = cols
-            .iter()
-            .filter(|c| **c != quote(&map.id))
-            .map(|c| format!("{c} = excluded.{c}"))
-            .collect();
-        let conflict = if updates.is_empty() {
-            "DO NOTHING".to_string()
-        } else {
-            format!("DO UPDATE SET {}", updates.join(", "))
+            if let Some(hint) = e.hint {
+                error = error.hint(hint);
+            }
+            error
         };
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES {} ON CONFLICT({}) {}",
-            quote(&map.table),
-            cols.join(", "),
-            vec![placeholders; end - start].join(", "),
-            quote(&map.id),
-            conflict
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for record in &batch[start..end] {
-            for (key, value) in &record.fields {
-                let class = map.column(key).map(|c| c.class).unwrap_or(ColumnClass::Any);
-                let v = values::to_sql(class, value).map_err(|m| {
-                    ConnectorError::new(&self.name, format!("field `{key}`: {m}"))
-                        .object(object)
-                        .record(&record.id)
-                })?;
-                query = bind_value(query, v);
-            }
+        let (mut tx, bypass) = super::sqlite_freeze::begin_write(self, map.self_referencing).await?;
+        let mut rows = rows.peekable();
+        let mut written = 0;
+        let mut next = upsert_statement(map, &mut rows, MAX_PARAMS).map_err(row_error)?;
+        while let Some((query, count)) = next.take() {
+            let following = async { upsert_statement(map, &mut rows, MAX_PARAMS) };
+            let (done, built) = futures::join!(query.execute(&mut *tx), following);
+            done.map_err(err)?;
+            written += count as u64;
+            next = built.map_err(row_error)?;
         }
-        Ok((query, end))
+        super::sqlite_freeze::commit_write(self, tx, bypass).await?;
+        Ok(written)
     }
 
     /// The pool, for freeze triggers and probes.
@@ -541,9 +515,9 @@ async fn rowid_ranges(name: &str, pool: &SqlitePool, map: &TableMap, parts: usiz
 /// Tables with at least this many rows are scanned in parallel rowid ranges.
 const PARALLEL_SCAN_ROWS: i64 = 100_000;
 
-type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+pub(crate) type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
-fn bind_value(query: SqliteQuery<'_>, value: SqlValue) -> SqliteQuery<'_> {
+pub(crate) fn bind_value(query: SqliteQuery<'_>, value: SqlValue) -> SqliteQuery<'_> {
     match value {
         SqlValue::Null => query.bind(None::<i64>),
         SqlValue::Integer(i) => query.bind(i),
@@ -663,29 +637,25 @@ impl Connector for SqliteConnector {
 
     async fn apply(&self, object: &str, batch: &[Record], _mode: ApplyMode) -> Result<ApplyOutcome, ConnectorError> {
         let map = self.table(object)?;
-        let err = |e: sqlx::Error| sql_error(&self.name, e).object(object);
-        let (mut tx, bypass) = super::sqlite_freeze::begin_write(self, map.self_referencing).await?;
-        // Each statement's values are bound while SQLite runs the previous one.
-        let mut next = if batch.is_empty() {
-            None
-        } else {
-            Some(self.upsert_statement(map, batch, 0)?)
+        let columns = Columns::new(map);
+        let rows = RecordRows {
+            columns: &columns,
+            records: batch.iter(),
         };
-        while let Some((query, end)) = next.take() {
-            let following = async {
-                if end < batch.len() {
-                    self.upsert_statement(map, batch, end).map(Some)
-                } else {
-                    Ok(None)
-                }
-            };
-            let (done, built) = futures::join!(query.execute(&mut *tx), following);
-            done.map_err(err)?;
-            next = built?;
-        }
-        super::sqlite_freeze::commit_write(self, tx, bypass).await?;
+        let written = self.write_rows(map, rows).await?;
         Ok(ApplyOutcome {
-            written: batch.len() as u64,
+            written,
+            id_map: Vec::new(),
+        })
+    }
+
+    async fn apply_lines(&self, object: &str, lines: &[u8]) -> Result<ApplyOutcome, ConnectorError> {
+        let map = self.table(object)?;
+        let columns = Columns::new(map);
+        let rows = LineRows { columns: &columns, lines };
+        let written = self.write_rows(map, rows).await?;
+        Ok(ApplyOutcome {
+            written,
             id_map: Vec::new(),
         })
     }

@@ -127,7 +127,7 @@ impl RowEncoder {
 }
 
 /// The end of the JSON value starting at `at` (exclusive), or `None` when it is truncated.
-fn skip_value(bytes: &[u8], at: usize) -> Option<usize> {
+pub(crate) fn skip_value(bytes: &[u8], at: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = at;
     loop {

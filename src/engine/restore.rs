@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::verify::{compare_live, describe_diffs, live_pairs};
 use super::{Context, EngineError, StepOutcome};
-use crate::connectors::{ApplyMode, Connector};
+use crate::connectors::Connector;
 use crate::diff::{RecordDiff, diff};
 use crate::playbook::model::RestoreArgs;
 use crate::store::manifest::Manifest;
@@ -80,7 +80,7 @@ async fn upsert(
     let name: std::sync::Arc<str> = object.into();
     let decode = |index: usize| {
         let (store, chunk, wanted, name) = (ctx.store.clone(), chunks[index].clone(), wanted.clone(), name.clone());
-        tokio::task::spawn_blocking(move || store.chunk_matching(&chunk, &name, &wanted))
+        tokio::task::spawn_blocking(move || store.chunk_matching_lines(&chunk, &name, &wanted))
     };
     let bar = ctx.progress.bar(&format!("restore {object}"), Some(total));
     let mut written = 0;
@@ -88,15 +88,27 @@ async fn upsert(
     let mut next = (!chunks.is_empty()).then(|| decode(0));
     for index in 0..chunks.len() {
         let Some(pending) = next.take() else { break };
-        let records = pending.await.map_err(|e| EngineError::Internal(e.to_string()))??;
+        let (lines, _) = pending.await.map_err(|e| EngineError::Internal(e.to_string()))??;
         if index + 1 < chunks.len() {
             next = Some(decode(index + 1));
         }
-        for part in records.chunks(batch) {
-            connector.apply(object, part, ApplyMode::Upsert).await?;
-            written += part.len() as u64;
+        let mut rest: &[u8] = &lines;
+        while !rest.is_empty() {
+            // The next `batch` lines.
+            let (mut end, mut count) = (rest.len(), 0);
+            for newline in memchr::memchr_iter(b'\n', rest) {
+                count += 1;
+                if count == batch {
+                    end = newline + 1;
+                    break;
+                }
+            }
+            let (part, tail) = rest.split_at(end);
+            rest = tail;
+            let done = connector.apply_lines(object, part).await?.written;
+            written += done;
             batches += 1;
-            bar.inc(part.len() as u64);
+            bar.inc(done);
             checkpoint(
                 ctx,
                 &format!("{object}.upserted"),

@@ -126,28 +126,37 @@ fn line_id(line: &[u8], suffix: &[u8], id_finder: &memmem::FinderRev) -> Option<
     serde_json::from_slice::<String>(&body[at + 6..]).ok()
 }
 
-/// Parses only the lines whose id is in `wanted` (cheap when few are wanted).
-pub fn decode_matching(raw: &[u8], object: &Arc<str>, wanted: &std::collections::HashSet<String>) -> Result<Vec<Record>, LineError> {
+/// The lines (each with its newline) of the records in `wanted`, and how many there are. A line
+/// whose id cannot be read is checked by decoding it, so damage is reported, not skipped.
+pub fn matching_lines(raw: &[u8], object: &Arc<str>, wanted: &std::collections::HashSet<String>) -> Result<(Vec<u8>, usize), LineError> {
     let mut suffix = b",\"object\":".to_vec();
     crate::record::write_json_str(&mut suffix, object);
     suffix.push(b'}');
     let id_finder = memmem::FinderRev::new(b",\"id\":");
     let mut out = Vec::new();
+    let mut count = 0;
     for (index, line) in raw.split(|b| *b == b'\n').enumerate() {
         if line.is_empty() {
             continue;
         }
         match line_id(line, &suffix, &id_finder) {
             Some(id) if !wanted.contains(&id) => continue,
-            _ => {}
+            Some(_) => {}
+            None => {
+                let records = decode_lines(line, object).map_err(|e| LineError {
+                    line: index + 1,
+                    message: e.message,
+                })?;
+                if !records.iter().any(|r| wanted.contains(&r.id)) {
+                    continue;
+                }
+            }
         }
-        let record = decode_lines(line, object).map_err(|e| LineError {
-            line: index + 1,
-            message: e.message,
-        })?;
-        out.extend(record);
+        out.extend_from_slice(line);
+        out.push(b'\n');
+        count += 1;
     }
-    Ok(out)
+    Ok((out, count))
 }
 
 #[derive(Deserialize)]

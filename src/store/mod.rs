@@ -262,15 +262,15 @@ impl Store {
         })
     }
 
-    /// Reads the records of one chunk whose ids are in `wanted`.
-    pub fn chunk_matching(
+    /// The chunk lines of the records of `wanted` in `chunk`, and how many there are.
+    pub fn chunk_matching_lines(
         &self,
         chunk: &ChunkRef,
         object: &std::sync::Arc<str>,
         wanted: &std::collections::HashSet<String>,
-    ) -> Result<Vec<Record>, StoreError> {
+    ) -> Result<(Vec<u8>, usize), StoreError> {
         let raw = self.load_chunk(chunk)?;
-        chunk::decode_matching(&raw, object, wanted).map_err(|e| StoreError::Corrupt {
+        chunk::matching_lines(&raw, object, wanted).map_err(|e| StoreError::Corrupt {
             what: "chunk",
             path: self.chunk_path(&chunk.id),
             message: format!("line {}: {}", e.line, e.message),

@@ -132,6 +132,12 @@ impl Sandbox {
         sqlx::SqlitePool::connect_with(options).await.unwrap()
     }
 
+    /// A connection to a SQLite file in the folder.
+    pub async fn db_at(&self, rel: &str) -> sqlx::SqlitePool {
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(self.path(rel));
+        sqlx::SqlitePool::connect_with(options).await.unwrap()
+    }
+
     /// A connection to one of the sandbox databases.
     pub async fn db(&self, name: &str) -> sqlx::SqlitePool {
         let options = sqlx::sqlite::SqliteConnectOptions::new().filename(self.path(&format!("sandbox/{name}.db")));
