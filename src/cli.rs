@@ -74,6 +74,50 @@ pub enum Command {
     Notify(NotifyArgs),
     /// Rehearse: backup phase, simulated migration and user traffic, immediate phase, proofs.
     Drill(DrillArgs),
+    /// Sandbox CRMs with the vendors' APIs, for connectors, clients and drills.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    #[command(subcommand)]
+    pub command: SandboxCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Serve a sandbox CRM on 127.0.0.1; prints one JSON line with its address, stops on
+    /// SIGINT/SIGTERM.
+    Serve(SandboxServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxServeArgs {
+    /// Which CRM's API to serve.
+    #[arg(long, default_value = "hubspot")]
+    pub flavor: String,
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Requests must send `Authorization: Bearer TOKEN` (default: no check).
+    #[arg(long, env = "ROLLBACK_SANDBOX_TOKEN")]
+    pub token: Option<String>,
+    /// Generate this many contacts (and a tenth as many companies and tickets, a fifth as many
+    /// deals), the same for the same number.
+    #[arg(long, default_value_t = 1000)]
+    pub seed: u64,
+    /// Keep the records in this SQLite file, so a restarted server keeps its state.
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Injected faults, e.g. `error_rate=0.05,statuses=500|502|503|429,latency=20ms..200ms,reset_rate=0.01,seed=7`.
+    #[arg(long, value_name = "SPEC")]
+    pub faults: Option<String>,
+    /// Requests allowed per ten seconds (0: unlimited).
+    #[arg(long, default_value_t = 100)]
+    pub rate_limit: u64,
+    /// Requests allowed per day (0: unlimited).
+    #[arg(long, default_value_t = 250_000)]
+    pub daily_limit: u64,
 }
 
 #[derive(Debug, Args)]

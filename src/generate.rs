@@ -75,11 +75,11 @@ impl Rng {
     }
 }
 
-const FIRST: &[&str] = &[
+pub(crate) const FIRST: &[&str] = &[
     "Ana", "José", "Zoë", "Øyvind", "Mia", "Lukas", "Chloé", "Søren", "Aiko", "Mateo", "Priya", "Björn", "Fatima", "Liam", "Élodie",
     "Jürgen", "Noah", "Ingrid", "Wei", "Olu", "Sofía", "Émile", "Nadia", "Tomás",
 ];
-const LAST: &[&str] = &[
+pub(crate) const LAST: &[&str] = &[
     "García",
     "Müller",
     "Nakamura",
@@ -101,7 +101,7 @@ const LAST: &[&str] = &[
     "田中",
     "Ramírez",
 ];
-const COMPANY_A: &[&str] = &[
+pub(crate) const COMPANY_A: &[&str] = &[
     "Acme",
     "Globex",
     "Initech",
@@ -117,7 +117,7 @@ const COMPANY_A: &[&str] = &[
     "Bluefin",
     "Zenith",
 ];
-const COMPANY_B: &[&str] = &[
+pub(crate) const COMPANY_B: &[&str] = &[
     "Industries",
     "Logistics",
     "GmbH",
@@ -129,7 +129,7 @@ const COMPANY_B: &[&str] = &[
     "Partners",
     "Trading",
 ];
-const INDUSTRY: &[&str] = &[
+pub(crate) const INDUSTRY: &[&str] = &[
     "software",
     "retail",
     "manufacturing",
@@ -139,8 +139,8 @@ const INDUSTRY: &[&str] = &[
     "education",
     "hospitality",
 ];
-const COUNTRY: &[&str] = &["DE", "FR", "US", "JP", "NO", "BR", "IN", "NG", "ES", "SE"];
-const STAGES: &[&str] = &[
+pub(crate) const COUNTRY: &[&str] = &["DE", "FR", "US", "JP", "NO", "BR", "IN", "NG", "ES", "SE"];
+pub(crate) const STAGES: &[&str] = &[
     "subscriber",
     "lead",
     "marketingqualifiedlead",
@@ -149,7 +149,7 @@ const STAGES: &[&str] = &[
     "customer",
     "evangelist",
 ];
-const DEAL_STAGES: &[&str] = &[
+pub(crate) const DEAL_STAGES: &[&str] = &[
     "appointmentscheduled",
     "qualifiedtobuy",
     "presentationscheduled",
@@ -158,8 +158,8 @@ const DEAL_STAGES: &[&str] = &[
     "closedwon",
     "closedlost",
 ];
-const OWNERS: &[&str] = &["maria.lopez", "kenji.sato", "anna.schmidt", "sam.taylor", "leila.haddad"];
-const NOTE_WORDS: &[&str] = &[
+pub(crate) const OWNERS: &[&str] = &["maria.lopez", "kenji.sato", "anna.schmidt", "sam.taylor", "leila.haddad"];
+pub(crate) const NOTE_WORDS: &[&str] = &[
     "called",
     "about",
     "renewal",

@@ -38,4 +38,5 @@ pub mod notify;
 pub mod playbook;
 pub mod progress;
 pub mod record;
+pub mod sandbox;
 pub mod store;

@@ -72,6 +72,25 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Status(args) => status::run(g, args).await,
         Command::Notify(args) => notify::run(g, args).await,
         Command::Drill(args) => drill::run(g, args).await,
+        Command::Sandbox(args) => match &args.command {
+            crate::cli::SandboxCommand::Serve(a) => {
+                if let Some(spec) = &a.faults {
+                    crate::sandbox::FaultSpec::parse(spec).map_err(|e| BadInput(format!("--faults: {e}")))?;
+                }
+                crate::sandbox::serve(crate::sandbox::Options {
+                    flavor: a.flavor.clone(),
+                    port: a.port,
+                    token: a.token.clone(),
+                    seed: a.seed,
+                    data: a.data.clone(),
+                    faults: a.faults.clone(),
+                    rate_limit: a.rate_limit,
+                    daily_limit: a.daily_limit,
+                })
+                .await?;
+                Ok(0)
+            }
+        },
     }
 }
 

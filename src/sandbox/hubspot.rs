@@ -1,0 +1,991 @@
+//! The HubSpot flavor: CRM v3 objects (list, get, create, update, archive, batch read / create /
+//! update / upsert / archive, search), the properties API, HubSpot's error bodies and rate-limit
+//! answers; plus the admin endpoints `/_sandbox/state` and `/_sandbox/traffic`.
+// Helpers return the early answer of a handler as their error: a whole response, by design.
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State as Shared};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+
+use super::store::{self, Kind, Persist, Rec, Table, iso_ms, now_ms, parse_ms};
+use super::{Options, Refused, Server, correlation_id};
+
+/// Inputs allowed in one batch request.
+pub const BATCH_MAX: usize = 100;
+/// Records per list page at most.
+pub const LIST_MAX: usize = 100;
+/// Records per search page at most, and the most a search pages through.
+pub const SEARCH_MAX: usize = 200;
+pub const SEARCH_TOTAL_MAX: usize = 10_000;
+
+/// The flavor's records.
+pub struct State {
+    tables: RwLock<Vec<Table>>,
+    persist: Option<Persist>,
+}
+
+type App = Arc<Server>;
+
+impl State {
+    /// Seeds the records, or loads them from `--data` when the file already holds some.
+    pub async fn open(options: &Options) -> anyhow::Result<State> {
+        let mut tables: Vec<Table> = store::object_types().into_iter().map(Table::new).collect();
+        let persist = match &options.data {
+            Some(path) => Some(
+                Persist::open(path)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot open the sandbox data file {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        let loaded = match &persist {
+            Some(p) => p.load(&mut tables).await?,
+            None => false,
+        };
+        if !loaded {
+            store::seed(&mut tables, options.seed, now_ms());
+            if let Some(p) = &persist {
+                for table in &tables {
+                    let ids: Vec<u64> = table.records.keys().copied().collect();
+                    p.write(store::rows(table, &ids)).await?;
+                }
+            }
+        }
+        Ok(State {
+            tables: RwLock::new(tables),
+            persist,
+        })
+    }
+
+    async fn save(&self, object: usize, ids: &[u64]) {
+        let Some(persist) = &self.persist else { return };
+        let rows = {
+            let tables = self.tables.read().expect("tables lock");
+            store::rows(&tables[object], ids)
+        };
+        if let Err(e) = persist.write(rows).await {
+            tracing::error!("sandbox: cannot save records: {e}");
+        }
+    }
+}
+
+pub fn routes() -> axum::Router<App> {
+    axum::Router::new()
+        .route("/crm/v3/objects/{object}", get(list).post(create))
+        .route("/crm/v3/objects/{object}/search", post(search))
+        .route("/crm/v3/objects/{object}/batch/{op}", post(batch))
+        .route("/crm/v3/objects/{object}/{id}", get(read).patch(update).delete(archive))
+        .route("/crm/v3/properties/{object}", get(properties))
+        .route("/crm/v3/properties/{object}/{name}", get(property))
+        .route("/_sandbox/state", get(state))
+        .route("/_sandbox/traffic", post(traffic))
+}
+
+/// HubSpot's error body.
+pub fn error(status: StatusCode, category: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"status": "error", "message": message, "correlationId": correlation_id(), "category": category})),
+    )
+        .into_response()
+}
+
+fn error_with(status: StatusCode, category: &str, message: &str, errors: Vec<Value>) -> Response {
+    (
+        status,
+        Json(json!({"status": "error", "message": message, "correlationId": correlation_id(), "category": category, "errors": errors})),
+    )
+        .into_response()
+}
+
+/// The 429 answer for a refused request, with the body fields clients key their retries on.
+pub fn rate_limited(refused: Refused) -> Response {
+    let (message, policy) = match refused {
+        Refused::TenSecondly => ("You have reached your ten_secondly_rolling limit.", "TEN_SECONDLY_ROLLING"),
+        Refused::Daily => ("You have reached your daily limit.", "DAILY"),
+        Refused::Secondly => ("You have reached your secondly limit.", "SECONDLY"),
+    };
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        Json(
+            json!({"status": "error", "message": message, "errorType": "RATE_LIMIT", "correlationId": correlation_id(),
+                    "policyName": policy, "requestId": correlation_id()}),
+        ),
+    )
+        .into_response()
+}
+
+/// Counts the request against the limits; the headers to send, or the 429 to answer.
+fn admit(app: &App, search: bool) -> Result<HeaderMap, Response> {
+    let headers = app.admit(search).map_err(rate_limited)?;
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        if let Ok(v) = value.parse() {
+            map.insert(name, v);
+        }
+    }
+    Ok(map)
+}
+
+fn table_index(tables: &[Table], object: &str) -> Result<usize, Response> {
+    tables
+        .iter()
+        .position(|t| t.kind.name == object || t.kind.type_id == object || t.kind.name.strip_suffix('s') == Some(object))
+        .ok_or_else(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+                &format!("Unable to infer object type from: {object}"),
+            )
+        })
+}
+
+/// Query parameters; `properties` in both the repeated and the comma-separated form.
+struct Query {
+    pairs: Vec<(String, String)>,
+}
+
+impl Query {
+    fn parse(raw: Option<String>) -> Query {
+        let raw = raw.unwrap_or_default();
+        Query {
+            pairs: form_urlencoded::parse(raw.as_bytes()).into_owned().collect(),
+        }
+    }
+    fn get(&self, key: &str) -> Option<&str> {
+        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+    fn list(&self, key: &str) -> Vec<String> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .flat_map(|(_, v)| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string))
+            .collect()
+    }
+    fn flag(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
+/// The properties to return: those asked for (that exist), or the object's defaults; the id,
+/// create and modified dates always.
+fn wanted(table: &Table, asked: &[String], defaults: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = if asked.is_empty() {
+        defaults.iter().map(|s| s.to_string()).collect()
+    } else {
+        asked.iter().filter(|p| table.property(p).is_some()).cloned().collect()
+    };
+    for always in ["createdate", table.kind.modified, "hs_object_id"] {
+        if !out.iter().any(|p| p == always) {
+            out.push(always.to_string());
+        }
+    }
+    out
+}
+
+/// A record as HubSpot shows it (`SimplePublicObject`).
+fn show(table: &Table, id: u64, rec: &Rec, props: &[String]) -> Value {
+    let properties: Map<String, Value> = props
+        .iter()
+        .map(|p| (p.clone(), table.value(id, rec, p).map_or(Value::Null, Value::String)))
+        .collect();
+    let mut out = json!({
+        "id": id.to_string(),
+        "properties": properties,
+        "createdAt": iso_ms(rec.created),
+        "updatedAt": iso_ms(rec.updated),
+        "archived": rec.archived.is_some(),
+    });
+    if let Some(at) = rec.archived {
+        out["archivedAt"] = Value::String(iso_ms(at));
+    }
+    out
+}
+
+fn with_headers(headers: HeaderMap, response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    response.headers_mut().extend(headers);
+    response
+}
+
+fn host(headers: &HeaderMap) -> String {
+    headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_string()
+}
+
+async fn list(Shared(app): Shared<App>, Path(object): Path<String>, RawQuery(raw): RawQuery, request_headers: HeaderMap) -> Response {
+    let headers = match admit(&app, false) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let q = Query::parse(raw);
+    let tables = app.hubspot.tables.read().expect("tables lock");
+    let t = match table_index(&tables, &object) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let table = &tables[t];
+    let limit = match q.get("limit").map(str::parse::<usize>) {
+        None => 10,
+        Some(Ok(n)) if n >= 1 => n.min(LIST_MAX),
+        Some(_) => return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", "limit must be a positive whole number"),
+    };
+    let after: u64 = match q.get("after").map(str::parse::<u64>) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+                "Invalid input JSON: `after` is not a valid paging cursor",
+            );
+        }
+    };
+    let archived = q.flag("archived");
+    let props = wanted(table, &q.list("properties"), table.kind.defaults);
+    let mut results = Vec::with_capacity(limit);
+    let mut next = None;
+    for (id, rec) in table.records.range(after.saturating_add(u64::from(after > 0))..) {
+        if rec.archived.is_some() != archived {
+            continue;
+        }
+        if results.len() == limit {
+            next = Some(*id);
+            break;
+        }
+        results.push(show(table, *id, rec, &props));
+    }
+    let mut body = json!({"results": results});
+    if let Some(next) = next {
+        // The cursor is the last id returned; the next page starts after it.
+        let last = next - 1;
+        let cursor = table.records.range(..next).next_back().map_or(last, |(id, _)| *id);
+        body["paging"] = json!({"next": {"after": cursor.to_string(),
+            "link": format!("http://{}/crm/v3/objects/{}?after={cursor}&limit={limit}", host(&request_headers), table.kind.name)}});
+    }
+    with_headers(headers, Json(body))
+}
+
+/// Finds a record by id, or by a unique property (`idProperty`).
+fn find(table: &Table, key: &str, id_property: Option<&str>) -> Option<u64> {
+    match id_property {
+        None | Some("hs_object_id") => key.parse().ok().filter(|id| table.records.contains_key(id)),
+        Some(p) => table
+            .records
+            .iter()
+            .find(|(id, rec)| table.value(**id, rec, p).as_deref() == Some(key))
+            .map(|(id, _)| *id),
+    }
+}
+
+fn not_found(table: &Table, id: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "OBJECT_NOT_FOUND",
+        &format!("resource not found: no {} with id {id}", table.kind.name.trim_end_matches('s')),
+    )
+}
+
+async fn read(Shared(app): Shared<App>, Path((object, id)): Path<(String, String)>, RawQuery(raw): RawQuery) -> Response {
+    let headers = match admit(&app, false) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let q = Query::parse(raw);
+    let tables = app.hubspot.tables.read().expect("tables lock");
+    let t = match table_index(&tables, &object) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let table = &tables[t];
+    let archived = q.flag("archived");
+    match find(table, &id, q.get("idProperty")) {
+        Some(n) if table.records[&n].archived.is_some() == archived => {
+            let props = wanted(table, &q.list("properties"), table.kind.defaults);
+            with_headers(headers, Json(show(table, n, &table.records[&n], &props)))
+        }
+        _ => not_found(table, &id),
+    }
+}
+
+fn bad_properties(names: &[String]) -> Response {
+    let errors: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"message": format!("Property \"{n}\" does not exist or is read-only"), "code": "PROPERTY_DOESNT_EXIST", "in": n}))
+        .collect();
+    error_with(
+        StatusCode::BAD_REQUEST,
+        "VALIDATION_ERROR",
+        &format!("Property values were not valid: {}", names.join(", ")),
+        errors,
+    )
+}
+
+fn properties_of(body: &Value) -> Result<&Map<String, Value>, Response> {
+    match &body["properties"] {
+        Value::Object(map) => Ok(map),
+        Value::Null => Err(error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            "Invalid input JSON: `properties` is required",
+        )),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            "Invalid input JSON: `properties` must be an object",
+        )),
+    }
+}
+
+async fn create(Shared(app): Shared<App>, Path(object): Path<String>, body: Option<Json<Value>>) -> Response {
+    let headers = match admit(&app, false) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let Some(Json(body)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            "Invalid input JSON: the body must be a JSON object",
+        );
+    };
+    let (t, id, shown) = {
+        let mut tables = app.hubspot.tables.write().expect("tables lock");
+        let t = match table_index(&tables, &object) {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        let table = &mut tables[t];
+        let props = match properties_of(&body) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        let mut rec = table.blank(now_ms());
+        if let Err(bad) = table.set(&mut rec, props) {
+            return bad_properties(&bad);
+        }
+        let id = table.next_id;
+        table.next_id += 1;
+        let asked: Vec<String> = props.keys().cloned().collect();
+        let shown = show(table, id, &rec, &wanted(table, &asked, &[]));
+        table.records.insert(id, rec);
+        (t, id, shown)
+    };
+    app.hubspot.save(t, &[id]).await;
+    with_headers(headers, (StatusCode::CREATED, Json(shown)))
+}
+
+async fn update(
+    Shared(app): Shared<App>,
+    Path((object, id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    body: Option<Json<Value>>,
+) -> Response {
+    let headers = match admit(&app, false) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let Some(Json(body)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            "Invalid input JSON: the body must be a JSON object",
+        );
+    };
+    let q = Query::parse(raw);
+    let (t, n, shown) = {
+        let mut tables = app.hubspot.tables.write().expect("tables lock");
+        let t = match table_index(&tables, &object) {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        let table = &mut tables[t];
+        let Some(n) = find(table, &id, q.get("idProperty")).filter(|n| table.records[n].archived.is_none()) else {
+            return not_found(table, &id);
+        };
+        let props = match properties_of(&body) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        let mut rec = table.records[&n].clone();
+        if let Err(bad) = table.set(&mut rec, props) {
+            return bad_properties(&bad);
+        }
+        rec.updated = now_ms().max(rec.updated + 1);
+        let asked: Vec<String> = props.keys().cloned().collect();
+        let shown = show(table, n, &rec, &wanted(table, &asked, &[]));
+        table.records.insert(n, rec);
+        (t, n, shown)
+    };
+    app.hubspot.save(t, &[n]).await;
+    with_headers(headers, Json(shown))
+}
+
+async fn archive(Shared(app): Shared<App>, Path((object, id)): Path<(String, String)>) -> Response {
+    let headers = match admit(&app, false) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let (t, n) = {
+        let mut tables = app.hubspot.tables.write().expect("tables lock");
+        let t = match table_index(&tables, &object) {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        let table = &mut tables[t];
+        // Archiving an archived or unknown record is not an error in HubSpot.
+        let Some(n) = find(table, &id, None) else {
+            return with_headers(headers, StatusCode::NO_CONTENT);
+        };
+        let rec = table.records.get_mut(&n).expect("found");
+        if rec.archived.is_none() {
+            let now = now_ms().max(rec.updated + 1);
+            rec.archived = Some(now);
+            rec.updated = now;
+        }
+        (t, n)
+    };
+    app.hubspot.save(t, &[n]).await;
+    with_headers(headers, StatusCode::NO_CONTENT)
+}
+
+fn batch_body(results: Vec<Value>, errors: Vec<Value>, started: i64, ok: StatusCode) -> Response {
+    let mut body = json!({
+        "status": "COMPLETE",
+        "results": results,
+        "requestedAt": iso_ms(started),
+        "startedAt": iso_ms(started),
+        "completedAt": iso_ms(now_ms()),
+    });
+    if errors.is_empty() {
+        (ok, Json(body)).into_response()
+    } else {
+        body["numErrors"] = json!(errors.len());
+        body["errors"] = Value::Array(errors);
+        (StatusCode::MULTI_STATUS, Json(body)).into_response()
+    }
+}
+
+fn missing(table: &Table, ids: Vec<String>) -> Value {
+    json!({"status": "error", "category": "OBJECT_NOT_FOUND",
+           "message": format!("Could not get some {} objects, they may be deleted or not exist. Check that ids are valid.", table.kind.name.trim_end_matches('s').to_uppercase()),
+           "context": {"ids": ids}, "errors": [], "links": {}})
+}
+
+async fn batch(
+    Shared(app): Shared<App>,
+    Path((object, op)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    body: Option<Json<Value>>,
+) -> Response {
+    let headers = match admit(&app, false) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let Some(Json(body)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            "Invalid input JSON: the body must be a JSON object",
+        );
+    };
+    let Some(inputs) = body["inputs"].as_array() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            "Invalid input JSON: `inputs` is required",
+        );
+    };
+    if inputs.len() > BATCH_MAX {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            &format!(
+                "Batch input limit exceeded: {} inputs given, at most {BATCH_MAX} are allowed",
+                inputs.len()
+            ),
+        );
+    }
+    let q = Query::parse(raw);
+    let started = now_ms();
+    let mut touched = Vec::new();
+    let (t, response) = {
+        let mut tables = app.hubspot.tables.write().expect("tables lock");
+        let t = match table_index(&tables, &object) {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        let table = &mut tables[t];
+        let key = |input: &Value| match &input["id"] {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => String::new(),
+        };
+        let response = match op.as_str() {
+            "read" => {
+                let asked: Vec<String> = body["properties"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                    .unwrap_or_default();
+                let props = wanted(table, &asked, table.kind.defaults);
+                let archived = q.flag("archived");
+                let id_property = body["idProperty"].as_str();
+                let (mut results, mut absent) = (Vec::new(), Vec::new());
+                for input in inputs {
+                    let k = key(input);
+                    match find(table, &k, id_property).filter(|n| table.records[n].archived.is_some() == archived) {
+                        Some(n) => results.push(show(table, n, &table.records[&n], &props)),
+                        None => absent.push(k),
+                    }
+                }
+                let errors = if absent.is_empty() { vec![] } else { vec![missing(table, absent)] };
+                batch_body(results, errors, started, StatusCode::OK)
+            }
+            "create" => {
+                let mut recs = Vec::new();
+                for input in inputs {
+                    let props = match properties_of(input) {
+                        Ok(p) => p,
+                        Err(r) => return r,
+                    };
+                    let mut rec = table.blank(started);
+                    if let Err(bad) = table.set(&mut rec, props) {
+                        return bad_properties(&bad);
+                    }
+                    recs.push((rec, props.keys().cloned().collect::<Vec<_>>()));
+                }
+                let mut results = Vec::new();
+                for (rec, asked) in recs {
+                    let id = table.next_id;
+                    table.next_id += 1;
+                    results.push(show(table, id, &rec, &wanted(table, &asked, &[])));
+                    table.records.insert(id, rec);
+                    touched.push(id);
+                }
+                batch_body(results, vec![], started, StatusCode::CREATED)
+            }
+            "update" | "upsert" => {
+                let (mut results, mut absent) = (Vec::new(), Vec::new());
+                for input in inputs {
+                    let props = match properties_of(input) {
+                        Ok(p) => p,
+                        Err(r) => return r,
+                    };
+                    let k = key(input);
+                    let id_property = input["idProperty"].as_str();
+                    let found = find(table, &k, id_property).filter(|n| table.records[n].archived.is_none());
+                    let asked: Vec<String> = props.keys().cloned().collect();
+                    match found {
+                        Some(n) => {
+                            let mut rec = table.records[&n].clone();
+                            if let Err(bad) = table.set(&mut rec, props) {
+                                return bad_properties(&bad);
+                            }
+                            rec.updated = started.max(rec.updated + 1);
+                            let mut shown = show(table, n, &rec, &wanted(table, &asked, &[]));
+                            if op == "upsert" {
+                                shown["new"] = Value::Bool(false);
+                            }
+                            results.push(shown);
+                            table.records.insert(n, rec);
+                            touched.push(n);
+                        }
+                        None if op == "upsert" => {
+                            let mut rec = table.blank(started);
+                            if let Err(bad) = table.set(&mut rec, props) {
+                                return bad_properties(&bad);
+                            }
+                            if let Some(p) = id_property.filter(|p| *p != "hs_object_id") {
+                                let mut by = Map::new();
+                                by.insert(p.to_string(), Value::String(k.clone()));
+                                if let Err(bad) = table.set(&mut rec, &by) {
+                                    return bad_properties(&bad);
+                                }
+                            }
+                            let id = table.next_id;
+                            table.next_id += 1;
+                            let mut shown = show(table, id, &rec, &wanted(table, &asked, &[]));
+                            shown["new"] = Value::Bool(true);
+                            results.push(shown);
+                            table.records.insert(id, rec);
+                            touched.push(id);
+                        }
+                        None => absent.push(k),
+                    }
+                }
+                let errors = if absent.is_empty() { vec![] } else { vec![missing(table, absent)] };
+                batch_body(results, errors, started, StatusCode::OK)
+            }
+            "archive" => {
+                for input in inputs {
+                    if let Some(n) = find(table, &key(input), None) {
+                        let rec = table.records.get_mut(&n).expect("found");
+                        if rec.archived.is_none() {
+                            let now = started.max(rec.updated + 1);
+                            rec.archived = Some(now);
+                            rec.updated = now;
+                            touched.push(n);
+                        }
+                    }
+                }
+                StatusCode::NO_CONTENT.into_response()
+            }
+            other => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "OBJECT_NOT_FOUND",
+                    &format!("no batch operation `{other}` (read, create, update, upsert, archive)"),
+                );
+            }
+        };
+        (t, response)
+    };
+    app.hubspot.save(t, &touched).await;
+    with_headers(headers, response)
+}
+
+/// One search filter, checked against one record.
+fn matches(table: &Table, id: u64, rec: &Rec, filter: &Value) -> Result<bool, String> {
+    let name = filter["propertyName"].as_str().ok_or("a filter has no `propertyName`")?;
+    let operator = filter["operator"].as_str().unwrap_or("EQ");
+    let property = table.property(name).ok_or_else(|| format!("Property \"{name}\" does not exist"))?;
+    let value = table.value(id, rec, name);
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    // Compares a record value with a filter value by the property's kind.
+    let cmp = |have: &str, want: &str| -> Option<std::cmp::Ordering> {
+        match property.kind {
+            Kind::DateTime => Some(parse_ms(have)?.cmp(&parse_ms(want)?)),
+            Kind::Number => have.parse::<f64>().ok()?.partial_cmp(&want.parse::<f64>().ok()?),
+            _ => Some(have.to_lowercase().cmp(&want.to_lowercase())),
+        }
+    };
+    use std::cmp::Ordering::*;
+    let want = text(&filter["value"]);
+    Ok(match operator {
+        "HAS_PROPERTY" => value.is_some(),
+        "NOT_HAS_PROPERTY" => value.is_none(),
+        "IN" | "NOT_IN" => {
+            let values: Vec<String> = filter["values"]
+                .as_array()
+                .map(|a| a.iter().filter_map(text).collect())
+                .unwrap_or_default();
+            let inside = value.as_deref().is_some_and(|v| values.iter().any(|w| cmp(v, w) == Some(Equal)));
+            inside == (operator == "IN")
+        }
+        "CONTAINS_TOKEN" | "NOT_CONTAINS_TOKEN" => {
+            let token = want.unwrap_or_default().trim_matches('*').to_lowercase();
+            let has = value.as_deref().is_some_and(|v| v.to_lowercase().contains(&token));
+            has == (operator == "CONTAINS_TOKEN")
+        }
+        "BETWEEN" => {
+            let (Some(v), Some(lo), Some(hi)) = (value.as_deref(), want, text(&filter["highValue"])) else {
+                return Ok(false);
+            };
+            matches!(cmp(v, &lo), Some(Greater | Equal)) && matches!(cmp(v, &hi), Some(Less | Equal))
+        }
+        op => {
+            let want = want.ok_or_else(|| format!("the {op} filter on \"{name}\" has no `value`"))?;
+            let Some(v) = value.as_deref() else { return Ok(op == "NEQ") };
+            let ord = cmp(v, &want);
+            match op {
+                "EQ" => ord == Some(Equal),
+                "NEQ" => ord != Some(Equal),
+                "GT" => ord == Some(Greater),
+                "GTE" => matches!(ord, Some(Greater | Equal)),
+                "LT" => ord == Some(Less),
+                "LTE" => matches!(ord, Some(Less | Equal)),
+                other => return Err(format!("unknown operator {other}")),
+            }
+        }
+    })
+}
+
+async fn search(Shared(app): Shared<App>, Path(object): Path<String>, body: Option<Json<Value>>) -> Response {
+    let headers = match admit(&app, true) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let body = body.map(|Json(b)| b).unwrap_or(json!({}));
+    let tables = app.hubspot.tables.read().expect("tables lock");
+    let t = match table_index(&tables, &object) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let table = &tables[t];
+    let limit = body["limit"].as_u64().unwrap_or(10) as usize;
+    if limit > SEARCH_MAX {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            &format!("limit must be at most {SEARCH_MAX}"),
+        );
+    }
+    let offset: usize = match &body["after"] {
+        Value::Null => 0,
+        Value::String(s) => match s.parse() {
+            Ok(n) => n,
+            Err(_) => return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", "`after` must be an integer"),
+        },
+        Value::Number(n) => n.as_u64().unwrap_or(0) as usize,
+        _ => return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", "`after` must be an integer"),
+    };
+    if offset + limit.max(1) > SEARCH_TOTAL_MAX {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            &format!("There was a problem with the request: search results are limited to {SEARCH_TOTAL_MAX} records; narrow the filters"),
+        );
+    }
+    let groups: Vec<Vec<Value>> = body["filterGroups"]
+        .as_array()
+        .map(|gs| gs.iter().map(|g| g["filters"].as_array().cloned().unwrap_or_default()).collect())
+        .unwrap_or_default();
+    let mut hits: Vec<u64> = Vec::new();
+    for (id, rec) in &table.records {
+        if rec.archived.is_some() {
+            continue;
+        }
+        let mut any = groups.is_empty();
+        for group in &groups {
+            let mut all = true;
+            for filter in group {
+                match matches(table, *id, rec, filter) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        all = false;
+                        break;
+                    }
+                    Err(message) => return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &message),
+                }
+            }
+            if all {
+                any = true;
+                break;
+            }
+        }
+        if any {
+            hits.push(*id);
+        }
+    }
+    // One sort is honoured, given as "name", "-name" or {propertyName, direction}.
+    if let Some(sort) = body["sorts"].as_array().and_then(|s| s.first()) {
+        let (name, descending) = match sort {
+            Value::String(s) => (s.trim_start_matches('-').to_string(), s.starts_with('-')),
+            other => (
+                other["propertyName"].as_str().unwrap_or("hs_object_id").to_string(),
+                other["direction"].as_str() == Some("DESCENDING"),
+            ),
+        };
+        let kind = table.property(&name).map(|p| p.kind).unwrap_or(Kind::Text);
+        let key = |id: &u64| {
+            let v = table.value(*id, &table.records[id], &name);
+            match kind {
+                Kind::DateTime | Kind::Number => (
+                    v.as_deref().and_then(|v| v.parse::<f64>().ok().or(parse_ms(v).map(|m| m as f64))),
+                    None,
+                ),
+                _ => (None, v),
+            }
+        };
+        hits.sort_by(|a, b| {
+            let (ka, kb) = (key(a), key(b));
+            let ord = ka.0.partial_cmp(&kb.0).unwrap_or(std::cmp::Ordering::Equal).then(ka.1.cmp(&kb.1));
+            let ord = if descending { ord.reverse() } else { ord };
+            ord.then(a.cmp(b))
+        });
+    }
+    let asked: Vec<String> = body["properties"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let defaults: &[&str] = if table.kind.name == "contacts" {
+        &["email", "firstname", "lastname"]
+    } else {
+        &[]
+    };
+    let props = wanted(table, &asked, defaults);
+    let total = hits.len();
+    let results: Vec<Value> = hits
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|id| show(table, *id, &table.records[id], &props))
+        .collect();
+    let mut out = json!({"total": total, "results": results});
+    if offset + limit < total {
+        out["paging"] = json!({"next": {"after": (offset + limit).to_string()}});
+    }
+    with_headers(headers, Json(out))
+}
+
+fn describe(table: &Table, p: &store::Property) -> Value {
+    let (kind, field) = match p.kind {
+        Kind::Text => (
+            "string",
+            if p.name == "notes" || p.name == "content" {
+                "textarea"
+            } else {
+                "text"
+            },
+        ),
+        Kind::Number => ("number", "number"),
+        Kind::DateTime => ("datetime", "date"),
+        Kind::Enumeration => ("enumeration", "select"),
+    };
+    json!({
+        "name": p.name, "label": p.label, "type": kind, "fieldType": field,
+        "groupName": format!("{}information", table.kind.name.trim_end_matches('s')),
+        "description": "", "options": [], "calculated": false, "hasUniqueValue": p.name == "hs_object_id",
+        "hidden": false, "hubspotDefined": true, "archived": false,
+        "modificationMetadata": {"archivable": false, "readOnlyDefinition": true, "readOnlyValue": p.system},
+    })
+}
+
+async fn properties(Shared(app): Shared<App>, Path(object): Path<String>) -> Response {
+    let headers = match admit(&app, false) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let tables = app.hubspot.tables.read().expect("tables lock");
+    let t = match table_index(&tables, &object) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let table = &tables[t];
+    let results: Vec<Value> = table.kind.properties.iter().map(|p| describe(table, p)).collect();
+    with_headers(headers, Json(json!({"results": results})))
+}
+
+async fn property(Shared(app): Shared<App>, Path((object, name)): Path<(String, String)>) -> Response {
+    let headers = match admit(&app, false) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let tables = app.hubspot.tables.read().expect("tables lock");
+    let t = match table_index(&tables, &object) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let table = &tables[t];
+    match table.property(&name) {
+        Some(p) => with_headers(headers, Json(describe(table, p))),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            &format!("Unable to find property {name} on object type {}", table.kind.name),
+        ),
+    }
+}
+
+/// `GET /_sandbox/state`: per object, live and archived counts and the canonical digest of the
+/// live records (the store's digest of the records a connector would export).
+async fn state(Shared(app): Shared<App>) -> Response {
+    let tables = app.hubspot.tables.read().expect("tables lock");
+    let objects: Map<String, Value> = tables.iter().map(|t| (t.kind.name.to_string(), t.summary())).collect();
+    Json(json!({"flavor": "hubspot", "objects": objects})).into_response()
+}
+
+/// `POST /_sandbox/traffic`: `{"cutover": TIME?, "objects": [..]?, "create": N, "update": N,
+/// "archive": N, "seed": N?}` makes users' changes, timed after the cutover, in each object;
+/// answers the ids touched.
+async fn traffic(Shared(app): Shared<App>, body: Option<Json<Value>>) -> Response {
+    let body = body.map(|Json(b)| b).unwrap_or(json!({}));
+    let cutover = match &body["cutover"] {
+        Value::Null => None,
+        Value::String(s) => match crate::record::parse_time(s) {
+            Some(t) => Some(t),
+            None => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"error": format!("`cutover` is not a time: {s}")})),
+                )
+                    .into_response();
+            }
+        },
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "`cutover` must be an RFC 3339 time"})),
+            )
+                .into_response();
+        }
+    };
+    let count = |k: &str| body[k].as_u64().unwrap_or(0) as usize;
+    let (creates, updates, archives) = (count("create"), count("update"), count("archive"));
+    let mut rng = crate::generate::Rng::new(body["seed"].as_u64().unwrap_or(1));
+    let mut report = Map::new();
+    let mut saves = Vec::new();
+    {
+        let mut tables = app.hubspot.tables.write().expect("tables lock");
+        let only: Option<BTreeSet<String>> = body["objects"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect());
+        for (t, table) in tables.iter_mut().enumerate() {
+            if only.as_ref().is_some_and(|o| !o.contains(table.kind.name)) {
+                continue;
+            }
+            let at = store::after(cutover);
+            let live: Vec<u64> = table
+                .records
+                .iter()
+                .filter(|(_, r)| r.archived.is_none())
+                .map(|(id, _)| *id)
+                .collect();
+            let pick = |n: usize, rng: &mut crate::generate::Rng| -> Vec<u64> {
+                let mut chosen = BTreeSet::new();
+                while chosen.len() < n.min(live.len()) {
+                    chosen.insert(live[rng.below(live.len() as u64) as usize]);
+                }
+                chosen.into_iter().collect()
+            };
+            let updated = pick(updates, &mut rng);
+            let archived: Vec<u64> = pick(archives, &mut rng).into_iter().filter(|id| !updated.contains(id)).collect();
+            let text_property = table
+                .kind
+                .properties
+                .iter()
+                .position(|p| !p.system && p.kind == Kind::Text)
+                .expect("every object has a text property");
+            for id in &updated {
+                let rec = table.records.get_mut(id).expect("live id");
+                let old = rec.values[text_property].as_deref().unwrap_or("").to_string();
+                rec.values[text_property] = Some(format!("{old} (changed after cutover)").trim().into());
+                rec.updated = at.max(rec.updated + 1);
+            }
+            for id in &archived {
+                let rec = table.records.get_mut(id).expect("live id");
+                rec.archived = Some(at);
+                rec.updated = at.max(rec.updated + 1);
+            }
+            let mut created = Vec::new();
+            for n in 0..creates {
+                let mut rec = table.blank(at);
+                rec.values[text_property] = Some(format!("created after cutover {n}").into());
+                let id = table.next_id;
+                table.next_id += 1;
+                table.records.insert(id, rec);
+                created.push(id);
+            }
+            let ids = |v: &[u64]| v.iter().map(|id| id.to_string()).collect::<Vec<_>>();
+            report.insert(
+                table.kind.name.to_string(),
+                json!({"created": ids(&created), "updated": ids(&updated), "archived": ids(&archived)}),
+            );
+            saves.push((t, created.into_iter().chain(updated).chain(archived).collect::<Vec<u64>>()));
+        }
+    }
+    for (t, ids) in saves {
+        app.hubspot.save(t, &ids).await;
+    }
+    Json(json!({"objects": report, "at": cutover.map(|c| crate::record::format_time(&c))})).into_response()
+}

@@ -1,0 +1,412 @@
+//! `rollback sandbox serve`: a CRM sandbox on 127.0.0.1 that behaves like the vendor's API
+//! (shapes, paging, limits, error bodies and status codes), so connectors and the vendors' own
+//! clients can be tested and drills rehearsed without a real CRM. Flavor `hubspot` serves the
+//! CRM v3 objects, search and properties APIs over plain HTTP.
+//!
+//! Around every API request: the bearer token is checked, then injected faults (latency, error
+//! statuses, connection resets; deterministic for a seed), then the rate limits. The admin
+//! endpoints under `/_sandbox/` (same token) change faults at run time, simulate user traffic
+//! after a cutover and report per-object counts and canonical digests.
+
+pub mod hubspot;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::generate::Rng;
+
+/// What `sandbox serve` was asked for.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub flavor: String,
+    pub port: u16,
+    pub token: Option<String>,
+    pub seed: u64,
+    pub data: Option<std::path::PathBuf>,
+    pub faults: Option<String>,
+    /// Requests per ten seconds (0: no limit).
+    pub rate_limit: u64,
+    /// Requests per day (0: no limit).
+    pub daily_limit: u64,
+}
+
+/// Injected faults, parsed from `error_rate=0.05,statuses=500|502|503|429,latency=20ms..200ms,
+/// reset_rate=0.01,seed=7`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultSpec {
+    pub error_rate: f64,
+    pub statuses: Vec<u16>,
+    pub latency: Option<(Duration, Duration)>,
+    pub reset_rate: f64,
+    pub seed: u64,
+}
+
+impl Default for FaultSpec {
+    fn default() -> Self {
+        FaultSpec {
+            error_rate: 0.0,
+            statuses: vec![500, 502, 503, 429],
+            latency: None,
+            reset_rate: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::playbook::duration::parse_duration(text).ok_or_else(|| format!("bad duration `{text}` (write e.g. 20ms, 1s)"))
+}
+
+impl FaultSpec {
+    pub fn parse(spec: &str) -> Result<FaultSpec, String> {
+        let mut out = FaultSpec::default();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}` is not KEY=VALUE (keys: error_rate, statuses, latency, reset_rate, seed)"))?;
+            let rate = |v: &str| -> Result<f64, String> {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|r| (0.0..=1.0).contains(r))
+                    .ok_or_else(|| format!("`{key}` must be a number from 0 to 1, not `{v}`"))
+            };
+            match key {
+                "error_rate" => out.error_rate = rate(value)?,
+                "reset_rate" => out.reset_rate = rate(value)?,
+                "seed" => out.seed = value.parse().map_err(|_| format!("`seed` must be a whole number, not `{value}`"))?,
+                "statuses" => {
+                    out.statuses = value
+                        .split('|')
+                        .map(|s| s.parse::<u16>().ok().filter(|c| (400..600).contains(c)))
+                        .collect::<Option<Vec<u16>>>()
+                        .filter(|v| !v.is_empty())
+                        .ok_or_else(|| format!("`statuses` must be HTTP error codes separated by `|`, not `{value}`"))?;
+                }
+                "latency" => {
+                    let (lo, hi) = value.split_once("..").unwrap_or((value, value));
+                    let (lo, hi) = (parse_duration(lo)?, parse_duration(hi)?);
+                    if lo > hi {
+                        return Err(format!("`latency` range `{value}` runs backwards"));
+                    }
+                    out.latency = Some((lo, hi));
+                }
+                other => {
+                    return Err(format!(
+                        "unknown fault `{other}`; {}",
+                        crate::playbook::diagnostic::suggest(other, "fault", ["error_rate", "statuses", "latency", "reset_rate", "seed"])
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What the fault injector decided for one request.
+enum Fault {
+    None,
+    Status(u16),
+    Reset,
+}
+
+struct Faults {
+    spec: FaultSpec,
+    rng: Rng,
+    text: String,
+}
+
+impl Faults {
+    fn new(text: &str) -> Result<Faults, String> {
+        let spec = FaultSpec::parse(text)?;
+        Ok(Faults {
+            rng: Rng::new(spec.seed),
+            spec,
+            text: text.to_string(),
+        })
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// The latency and fault for the next request (the same sequence for the same seed).
+    fn draw(&mut self) -> (Duration, Fault) {
+        let delay = match self.spec.latency {
+            Some((lo, hi)) => lo + (hi - lo).mul_f64(self.unit()),
+            None => Duration::ZERO,
+        };
+        let (reset, error, pick) = (self.unit(), self.unit(), self.rng.next_u64());
+        let fault = if reset < self.spec.reset_rate {
+            Fault::Reset
+        } else if error < self.spec.error_rate {
+            Fault::Status(self.spec.statuses[(pick % self.spec.statuses.len() as u64) as usize])
+        } else {
+            Fault::None
+        };
+        (delay, fault)
+    }
+}
+
+/// Fixed windows of ten seconds and of a day.
+struct Limits {
+    per_ten: u64,
+    daily: u64,
+    window: Instant,
+    in_window: u64,
+    day: chrono::NaiveDate,
+    today: u64,
+    second: Instant,
+    in_second: u64,
+}
+
+/// Which limit refused a request.
+pub enum Refused {
+    TenSecondly,
+    Daily,
+    Secondly,
+}
+
+/// The sandbox's shared state.
+pub struct Server {
+    pub options: Options,
+    pub hubspot: hubspot::State,
+    faults: Mutex<Faults>,
+    limits: Mutex<Limits>,
+}
+
+impl Server {
+    /// Counts one request against the limits; `search` requests count against the per-second
+    /// search limit instead of the ten-second one. Returns the headers to send, or the refusal.
+    pub fn admit(&self, search: bool) -> Result<Vec<(&'static str, String)>, Refused> {
+        let mut l = self.limits.lock().expect("limits lock");
+        let now = Instant::now();
+        let today = chrono::Utc::now().date_naive();
+        if today != l.day {
+            (l.day, l.today) = (today, 0);
+        }
+        if l.daily > 0 && l.today >= l.daily {
+            return Err(Refused::Daily);
+        }
+        if search {
+            if now.duration_since(l.second) >= Duration::from_secs(1) {
+                (l.second, l.in_second) = (now, 0);
+            }
+            if l.per_ten > 0 && l.in_second >= SEARCH_PER_SECOND {
+                return Err(Refused::Secondly);
+            }
+            l.in_second += 1;
+            l.today += 1;
+            return Ok(Vec::new());
+        }
+        if now.duration_since(l.window) >= Duration::from_secs(10) {
+            (l.window, l.in_window) = (now, 0);
+        }
+        if l.per_ten > 0 && l.in_window >= l.per_ten {
+            return Err(Refused::TenSecondly);
+        }
+        l.in_window += 1;
+        l.today += 1;
+        let mut headers = Vec::new();
+        if l.per_ten > 0 {
+            headers.push(("X-HubSpot-RateLimit-Interval-Milliseconds", "10000".to_string()));
+            headers.push(("X-HubSpot-RateLimit-Max", l.per_ten.to_string()));
+            headers.push(("X-HubSpot-RateLimit-Remaining", (l.per_ten - l.in_window).to_string()));
+        }
+        if l.daily > 0 {
+            headers.push(("X-HubSpot-RateLimit-Daily", l.daily.to_string()));
+            headers.push(("X-HubSpot-RateLimit-Daily-Remaining", (l.daily - l.today).to_string()));
+        }
+        Ok(headers)
+    }
+
+    pub fn set_faults(&self, text: &str) -> Result<(), String> {
+        *self.faults.lock().expect("faults lock") = Faults::new(text)?;
+        Ok(())
+    }
+
+    pub fn faults_text(&self) -> String {
+        self.faults.lock().expect("faults lock").text.clone()
+    }
+
+    pub fn authorized(&self, req: &Request<Body>) -> bool {
+        let Some(token) = &self.options.token else { return true };
+        req.headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| t == token)
+    }
+}
+
+/// Searches allowed per second (HubSpot's documented search limit), when limits are on.
+pub const SEARCH_PER_SECOND: u64 = 5;
+
+/// A random id for error bodies (`correlationId`).
+pub fn correlation_id() -> String {
+    let mut rng = Rng::new(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64,
+    );
+    let hex = format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64());
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+/// Applies auth, faults and the admin/API split around every request.
+async fn gate(
+    axum::extract::State(server): axum::extract::State<Arc<Server>>,
+    req: Request<Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    if !server.authorized(&req) {
+        return hubspot::error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_AUTHENTICATION",
+            "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+        );
+    }
+    if req.uri().path().starts_with("/_sandbox") {
+        return next.run(req).await;
+    }
+    let (delay, fault) = server.faults.lock().expect("faults lock").draw();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    match fault {
+        Fault::None => next.run(req).await,
+        Fault::Status(429) => hubspot::rate_limited(Refused::TenSecondly),
+        Fault::Status(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            hubspot::error(
+                status,
+                "INTERNAL_ERROR",
+                "injected fault: the sandbox failed this request on purpose",
+            )
+        }
+        Fault::Reset => {
+            // A body that fails at once: the server drops the connection mid-response.
+            let body = Body::from_stream(futures::stream::once(async {
+                Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset"))
+            }));
+            let mut response = Response::new(body);
+            response
+                .headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            response
+        }
+    }
+}
+
+/// The admin endpoints shared by every flavor.
+async fn admin_faults(axum::extract::State(server): axum::extract::State<Arc<Server>>, body: Option<axum::Json<Value>>) -> Response {
+    if let Some(axum::Json(body)) = body {
+        let spec = body["spec"].as_str().unwrap_or_default();
+        if let Err(message) = server.set_faults(spec) {
+            return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": message}))).into_response();
+        }
+    }
+    axum::Json(json!({"spec": server.faults_text()})).into_response()
+}
+
+/// Binds, prints `{"address": ...}` on stdout and serves until SIGINT/SIGTERM.
+pub async fn serve(options: Options) -> anyhow::Result<()> {
+    if options.flavor != "hubspot" {
+        anyhow::bail!(
+            "flavor `{}` is not served yet\nhint: use `--flavor hubspot` (the Salesforce flavor is planned)",
+            options.flavor
+        );
+    }
+    let faults = Faults::new(options.faults.as_deref().unwrap_or("")).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
+    let hubspot = hubspot::State::open(&options).await?;
+    let now = Instant::now();
+    let server = Arc::new(Server {
+        limits: Mutex::new(Limits {
+            per_ten: options.rate_limit,
+            daily: options.daily_limit,
+            window: now,
+            in_window: 0,
+            day: chrono::Utc::now().date_naive(),
+            today: 0,
+            second: now,
+            in_second: 0,
+        }),
+        faults: Mutex::new(faults),
+        hubspot,
+        options: options.clone(),
+    });
+    let app = hubspot::routes()
+        .route(
+            "/_sandbox/faults",
+            axum::routing::get(admin_faults).put(admin_faults).post(admin_faults),
+        )
+        .layer(axum::middleware::from_fn_with_state(server.clone(), gate))
+        .with_state(server.clone());
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], options.port))).await?;
+    let address = listener.local_addr()?;
+    println!(
+        "{}",
+        json!({"flavor": options.flavor, "address": address.to_string(), "base_url": format!("http://{address}")})
+    );
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_specs_parse_and_name_mistakes() {
+        let spec = FaultSpec::parse("error_rate=0.05,statuses=500|502|503|429,latency=20ms..200ms,reset_rate=0.01,seed=7").unwrap();
+        assert_eq!(spec.statuses, vec![500, 502, 503, 429]);
+        assert_eq!(spec.latency, Some((Duration::from_millis(20), Duration::from_millis(200))));
+        assert_eq!(spec.seed, 7);
+        assert!(FaultSpec::parse("error_rat=0.1").unwrap_err().contains("error_rate"));
+        assert!(FaultSpec::parse("error_rate=2").is_err());
+        assert!(FaultSpec::parse("statuses=200").is_err());
+        assert!(FaultSpec::parse("latency=2s..1s").is_err());
+    }
+
+    #[test]
+    fn faults_are_deterministic_for_a_seed() {
+        let run = || {
+            let mut f = Faults::new("error_rate=0.3,reset_rate=0.1,seed=42").unwrap();
+            (0..200)
+                .map(|_| match f.draw().1 {
+                    Fault::None => 0,
+                    Fault::Status(s) => s,
+                    Fault::Reset => 1,
+                })
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (run(), run());
+        assert_eq!(a, b);
+        let errors = a.iter().filter(|s| **s >= 400).count();
+        assert!((30..90).contains(&errors), "{errors} errors of 200 at 30 %");
+    }
+}
