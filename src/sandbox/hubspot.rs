@@ -50,7 +50,7 @@ impl State {
             None => false,
         };
         if !loaded {
-            store::seed(&mut tables, options.seed, now_ms());
+            store::seed(&mut tables, options.seed, store::SEED_EPOCH_MS);
             if let Some(p) = &persist {
                 for table in &tables {
                     let ids: Vec<u64> = table.records.keys().copied().collect();

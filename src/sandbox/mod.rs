@@ -91,7 +91,8 @@ impl FaultSpec {
                 }
                 "latency" => {
                     let (lo, hi) = value.split_once("..").unwrap_or((value, value));
-                    let (lo, hi) = (parse_duration(lo)?, parse_duration(hi)?);
+                    let bounds = parse_duration(lo).and_then(|lo| parse_duration(hi).map(|hi| (lo, hi)));
+                    let (lo, hi) = bounds.map_err(|e| format!("`latency`: {e}; write e.g. latency=20ms..200ms"))?;
                     if lo > hi {
                         return Err(format!("`latency` range `{value}` runs backwards"));
                     }
