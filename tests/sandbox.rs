@@ -357,3 +357,70 @@ async fn hubspot_traffic_state_and_persistence() {
     let (_, seeded) = fresh.get("/_sandbox/state").await;
     assert_eq!(seeded["objects"]["deals"], before["objects"]["deals"]);
 }
+
+#[tokio::test]
+async fn hubspot_associations_v4() {
+    let s = Served::start(&["--seed", "100", "--rate-limit", "0"]);
+    // Seeded: most contacts belong to a company; the company lists them back.
+    let (status, of_contact) = s.get("/crm/v4/objects/contacts/1/associations/companies").await;
+    assert_eq!(status, 200);
+    let companies = of_contact["results"].as_array().unwrap();
+    if let Some(first) = companies.first() {
+        assert_eq!(first["associationTypes"][0]["typeId"], 279);
+        let company = first["toObjectId"].as_u64().unwrap();
+        let (_, back) = s
+            .get(&format!("/crm/v4/objects/companies/{company}/associations/contacts?limit=500"))
+            .await;
+        assert!(back["results"].as_array().unwrap().iter().any(|r| r["toObjectId"] == 1));
+        assert_eq!(back["results"][0]["associationTypes"][0]["typeId"], 280);
+    }
+    // Associate by default, read in a batch, archive, read again.
+    let (status, _) = s
+        .post(
+            "/crm/v4/associations/deals/companies/batch/associate/default",
+            json!({"inputs": [{"from": {"id": "3"}, "to": {"id": "7"}}]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, read) = s
+        .post(
+            "/crm/v4/associations/deals/companies/batch/read",
+            json!({"inputs": [{"id": "3"}, {"id": "99999"}]}),
+        )
+        .await;
+    assert_eq!(status, 207, "{read}");
+    let to: Vec<u64> = read["results"][0]["to"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["toObjectId"].as_u64().unwrap())
+        .collect();
+    assert!(to.contains(&7));
+    assert_eq!(read["results"][0]["to"][0]["associationTypes"][0]["typeId"], 341);
+    let r = s
+        .http
+        .post(s.url("/crm/v4/associations/deals/companies/batch/archive"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"inputs": [{"from": {"id": "3"}, "to": [{"id": "7"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let (_, after) = s.get("/crm/v4/objects/deals/3/associations/companies").await;
+    assert!(!after["results"].as_array().unwrap().iter().any(|r| r["toObjectId"] == 7));
+    // Single-record forms, and a kind the sandbox does not serve.
+    let r = s
+        .http
+        .put(s.url("/crm/v4/objects/contacts/2/associations/default/companies/5"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, now) = s.get("/crm/v4/objects/companies/5/associations/contacts").await;
+    assert!(now["results"].as_array().unwrap().iter().any(|r| r["toObjectId"] == 2));
+    let (status, _) = s.get("/crm/v4/objects/tickets/1/associations/deals").await;
+    assert_eq!(status, 400);
+    let (status, _) = s.get("/crm/v4/objects/contacts/123456/associations/companies").await;
+    assert_eq!(status, 404);
+}

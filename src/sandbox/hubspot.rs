@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
+use super::associations::{self, Associations};
 use super::store::{self, Kind, Persist, Rec, Table, iso_ms, now_ms, parse_ms};
 use super::{Options, Refused, Server, correlation_id};
 
@@ -28,6 +29,7 @@ pub const SEARCH_TOTAL_MAX: usize = 10_000;
 /// The flavor's records.
 pub struct State {
     tables: RwLock<Vec<Table>>,
+    assoc: RwLock<Associations>,
     persist: Option<Persist>,
 }
 
@@ -49,17 +51,24 @@ impl State {
             Some(p) => p.load(&mut tables).await?,
             None => false,
         };
-        if !loaded {
+        let assoc = if loaded {
+            persist.as_ref().expect("loaded from it").load_associations().await?
+        } else {
             store::seed(&mut tables, options.seed, store::SEED_EPOCH_MS);
+            let count = |name: &str| tables.iter().find(|t| t.kind.name == name).map_or(0, |t| t.records.len() as u64);
+            let assoc = Associations::seed(count("contacts"), count("deals"), count("companies"));
             if let Some(p) = &persist {
                 for table in &tables {
                     let ids: Vec<u64> = table.records.keys().copied().collect();
                     p.write(store::rows(table, &ids)).await?;
                 }
+                p.save_associations(assoc.all().collect(), Vec::new()).await?;
             }
-        }
+            assoc
+        };
         Ok(State {
             tables: RwLock::new(tables),
+            assoc: RwLock::new(assoc),
             persist,
         })
     }
@@ -84,6 +93,17 @@ pub fn routes() -> axum::Router<App> {
         .route("/crm/v3/objects/{object}/{id}", get(read).patch(update).delete(archive))
         .route("/crm/v3/properties/{object}", get(properties))
         .route("/crm/v3/properties/{object}/{name}", get(property))
+        .route("/crm/v4/objects/{object}/{id}/associations/{to}", get(associations_of))
+        .route(
+            "/crm/v4/objects/{object}/{id}/associations/default/{to}/{to_id}",
+            axum::routing::put(associate_one),
+        )
+        .route(
+            "/crm/v4/objects/{object}/{id}/associations/{to}/{to_id}",
+            axum::routing::put(associate_one).delete(dissociate_one),
+        )
+        .route("/crm/v4/associations/{from}/{to}/batch/{op}", post(associations_batch))
+        .route("/crm/v4/associations/{from}/{to}/batch/associate/default", post(associate_default))
         .route("/_sandbox/state", get(state))
         .route("/_sandbox/traffic", post(traffic))
 }
@@ -988,4 +1008,256 @@ async fn traffic(Shared(app): Shared<App>, body: Option<Json<Value>>) -> Respons
         app.hubspot.save(t, &ids).await;
     }
     Json(json!({"objects": report, "at": cutover.map(|c| crate::record::format_time(&c))})).into_response()
+}
+
+/// The object type names of a v4 association request, normalised; the error answers otherwise.
+fn association_kind(app: &App, from: &str, to: &str) -> Result<(&'static str, &'static str, u32), Response> {
+    let tables = app.hubspot.tables.read().expect("tables lock");
+    let (f, t) = (table_index(&tables, from)?, table_index(&tables, to)?);
+    let (from, to) = (tables[f].kind.name, tables[t].kind.name);
+    match associations::type_id(from, to) {
+        Some(type_id) => Ok((from, to, type_id)),
+        None => Err(error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            &format!("the sandbox serves contact/deal to company associations, not {from} to {to}"),
+        )),
+    }
+}
+
+/// Whether a live record `id` of type `object` exists.
+fn live(app: &App, object: &str, id: u64) -> bool {
+    let tables = app.hubspot.tables.read().expect("tables lock");
+    tables
+        .iter()
+        .find(|t| t.kind.name == object)
+        .and_then(|t| t.records.get(&id))
+        .is_some_and(|r| r.archived.is_none())
+}
+
+fn association_types(type_id: u32) -> Value {
+    json!([{"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": null}])
+}
+
+async fn save_associations(
+    app: &App,
+    add: Vec<(&'static str, &'static str, u64, u64)>,
+    remove: Vec<(&'static str, &'static str, u64, u64)>,
+) {
+    if let Some(persist) = &app.hubspot.persist
+        && let Err(e) = persist.save_associations(add, remove).await
+    {
+        tracing::error!("sandbox: cannot save associations: {e}");
+    }
+}
+
+/// `GET /crm/v4/objects/{t}/{id}/associations/{toT}`: pages of `limit` (default 500).
+async fn associations_of(
+    Shared(app): Shared<App>,
+    Path((object, id, to)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let headers = match admit(&app, false) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let (from, to, type_id) = match association_kind(&app, &object, &to) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let Some(n) = id.parse::<u64>().ok().filter(|n| live(&app, from, *n)) else {
+        return error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", &format!("no {from} record with id {id}"));
+    };
+    let q = Query::parse(raw);
+    let limit = q.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(500).clamp(1, 500);
+    let offset = q.get("after").and_then(|a| a.parse::<usize>().ok()).unwrap_or(0);
+    let ids = app.hubspot.assoc.read().expect("assoc lock").of(from, n, to);
+    let results: Vec<Value> = ids
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|t| json!({"toObjectId": t, "associationTypes": association_types(type_id)}))
+        .collect();
+    let mut body = json!({"results": results});
+    if offset + limit < ids.len() {
+        body["paging"] = json!({"next": {"after": (offset + limit).to_string()}});
+    }
+    with_headers(headers, Json(body))
+}
+
+/// `PUT .../associations/default/{toT}/{toId}` (and the labelled form): associates two records.
+async fn associate_one(Shared(app): Shared<App>, Path((object, id, to, to_id)): Path<(String, String, String, String)>) -> Response {
+    let headers = match admit(&app, false) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let (from, to, type_id) = match association_kind(&app, &object, &to) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let (Some(a), Some(b)) = (
+        id.parse::<u64>().ok().filter(|n| live(&app, from, *n)),
+        to_id.parse::<u64>().ok().filter(|n| live(&app, to, *n)),
+    ) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            &format!("no {from} {id} or no {to} {to_id}"),
+        );
+    };
+    app.hubspot.assoc.write().expect("assoc lock").add(from, a, to, b);
+    save_associations(&app, vec![(from, to, a, b)], vec![]).await;
+    with_headers(
+        headers,
+        Json(json!({"status": "COMPLETE", "results": [{"from": {"id": id}, "to": {"id": to_id},
+            "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}}],
+            "startedAt": iso_ms(now_ms()), "completedAt": iso_ms(now_ms())})),
+    )
+}
+
+/// `DELETE .../associations/{toT}/{toId}`: 204.
+async fn dissociate_one(Shared(app): Shared<App>, Path((object, id, to, to_id)): Path<(String, String, String, String)>) -> Response {
+    let headers = match admit(&app, false) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let (from, to, _) = match association_kind(&app, &object, &to) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    if let (Ok(a), Ok(b)) = (id.parse::<u64>(), to_id.parse::<u64>()) {
+        app.hubspot.assoc.write().expect("assoc lock").remove(from, a, to, b);
+        save_associations(&app, vec![], vec![(from, to, a, b)]).await;
+    }
+    with_headers(headers, StatusCode::NO_CONTENT)
+}
+
+/// `POST /crm/v4/associations/{fromT}/{toT}/batch/{read,create,associate/default,archive}`.
+async fn associations_batch(
+    Shared(app): Shared<App>,
+    Path((from, to, op)): Path<(String, String, String)>,
+    body: Option<Json<Value>>,
+) -> Response {
+    let headers = match admit(&app, false) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let (from, to, type_id) = match association_kind(&app, &from, &to) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let body = body.map(|Json(b)| b).unwrap_or(json!({}));
+    let Some(inputs) = body["inputs"].as_array() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            "Invalid input JSON: `inputs` is required",
+        );
+    };
+    let limit = if op == "read" { 1000 } else { BATCH_MAX };
+    if inputs.len() > limit {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            &format!(
+                "Batch input limit exceeded: {} inputs given, at most {limit} are allowed",
+                inputs.len()
+            ),
+        );
+    }
+    let id_of = |v: &Value| match v {
+        Value::String(s) => s.parse::<u64>().ok(),
+        Value::Number(n) => n.as_u64(),
+        Value::Object(o) => o.get("id").and_then(|i| i.as_str().and_then(|s| s.parse().ok()).or(i.as_u64())),
+        _ => None,
+    };
+    let started = now_ms();
+    match op.as_str() {
+        "read" => {
+            let (mut results, mut absent) = (Vec::new(), Vec::new());
+            for input in inputs {
+                match id_of(&input["id"]).or(id_of(input)).filter(|n| live(&app, from, *n)) {
+                    Some(n) => {
+                        let to_ids = app.hubspot.assoc.read().expect("assoc lock").of(from, n, to);
+                        let to: Vec<Value> = to_ids
+                            .iter()
+                            .map(|t| json!({"toObjectId": t, "associationTypes": association_types(type_id)}))
+                            .collect();
+                        results.push(json!({"from": {"id": n.to_string()}, "to": to}));
+                    }
+                    None => absent.push(input["id"].as_str().unwrap_or_default().to_string()),
+                }
+            }
+            let errors = if absent.is_empty() {
+                vec![]
+            } else {
+                vec![
+                    json!({"status": "error", "category": "OBJECT_NOT_FOUND", "message": format!("No {from} with these ids"),
+                            "context": {"ids": absent}, "errors": [], "links": {}}),
+                ]
+            };
+            with_headers(headers, batch_body(results, errors, started, StatusCode::OK))
+        }
+        "create" | "associate" | "associate/default" => {
+            let mut added = Vec::new();
+            let mut results = Vec::new();
+            for input in inputs {
+                let (Some(a), Some(b)) = (id_of(&input["from"]), id_of(&input["to"])) else {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "VALIDATION_ERROR",
+                        "each input needs `from.id` and `to.id`",
+                    );
+                };
+                if !live(&app, from, a) || !live(&app, to, b) {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "VALIDATION_ERROR",
+                        &format!("no {from} {a} or no {to} {b}"),
+                    );
+                }
+                added.push((from, to, a, b));
+                results.push(json!({"from": {"id": a.to_string()}, "to": {"id": b.to_string()},
+                    "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}}));
+            }
+            {
+                let mut assoc = app.hubspot.assoc.write().expect("assoc lock");
+                for (f, t, a, b) in &added {
+                    assoc.add(f, *a, t, *b);
+                }
+            }
+            save_associations(&app, added, vec![]).await;
+            let status = if op == "create" { StatusCode::CREATED } else { StatusCode::OK };
+            with_headers(headers, batch_body(results, vec![], started, status))
+        }
+        "archive" => {
+            let mut removed = Vec::new();
+            for input in inputs {
+                let Some(a) = id_of(&input["from"]) else { continue };
+                let targets: Vec<u64> = match &input["to"] {
+                    Value::Array(list) => list.iter().filter_map(id_of).collect(),
+                    other => id_of(other).into_iter().collect(),
+                };
+                removed.extend(targets.into_iter().map(|b| (from, to, a, b)));
+            }
+            {
+                let mut assoc = app.hubspot.assoc.write().expect("assoc lock");
+                for (f, t, a, b) in &removed {
+                    assoc.remove(f, *a, t, *b);
+                }
+            }
+            save_associations(&app, vec![], removed).await;
+            with_headers(headers, StatusCode::NO_CONTENT)
+        }
+        other => error(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            &format!("no association batch operation `{other}` (read, create, associate/default, archive)"),
+        ),
+    }
+}
+
+/// `POST /crm/v4/associations/{fromT}/{toT}/batch/associate/default`.
+async fn associate_default(app: Shared<App>, Path((from, to)): Path<(String, String)>, body: Option<Json<Value>>) -> Response {
+    associations_batch(app, Path((from, to, "associate/default".to_string())), body).await
 }

@@ -8,6 +8,7 @@
 //! endpoints under `/_sandbox/` (same token) change faults at run time, simulate user traffic
 //! after a cutover and report per-object counts and canonical digests.
 
+pub mod associations;
 pub mod hubspot;
 pub mod store;
 

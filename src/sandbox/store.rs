@@ -389,6 +389,12 @@ impl Persist {
         )
         .execute(&pool)
         .await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS associations (from_type TEXT NOT NULL, to_type TEXT NOT NULL, from_id INTEGER NOT NULL, \
+             to_id INTEGER NOT NULL, PRIMARY KEY (from_type, to_type, from_id, to_id))",
+        )
+        .execute(&pool)
+        .await?;
         Ok(Persist { pool })
     }
 
@@ -418,6 +424,50 @@ impl Persist {
             table.records.insert(id as u64, rec);
         }
         Ok(true)
+    }
+
+    /// The saved associations.
+    pub async fn load_associations(&self) -> Result<super::associations::Associations, sqlx::Error> {
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as("SELECT from_type, to_type, from_id, to_id FROM associations")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = super::associations::Associations::default();
+        for (from, to, a, b) in rows {
+            out.add(&from, a as u64, &to, b as u64);
+        }
+        Ok(out)
+    }
+
+    /// Saves added and removed associations in one transaction.
+    pub async fn save_associations(
+        &self,
+        add: Vec<(&'static str, &'static str, u64, u64)>,
+        remove: Vec<(&'static str, &'static str, u64, u64)>,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for (from, to, a, b) in add {
+            sqlx::query("INSERT OR IGNORE INTO associations VALUES (?, ?, ?, ?)")
+                .bind(from)
+                .bind(to)
+                .bind(a as i64)
+                .bind(b as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (from, to, a, b) in remove {
+            sqlx::query("DELETE FROM associations WHERE (from_type, to_type, from_id, to_id) IN (VALUES (?, ?, ?, ?), (?, ?, ?, ?))")
+                .bind(from)
+                .bind(to)
+                .bind(a as i64)
+                .bind(b as i64)
+                .bind(to)
+                .bind(from)
+                .bind(b as i64)
+                .bind(a as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
     }
 
     /// Writes rows made by [`rows`] in one transaction.
