@@ -424,3 +424,51 @@ async fn hubspot_associations_v4() {
     let (status, _) = s.get("/crm/v4/objects/contacts/123456/associations/companies").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn hubspot_users_and_roles_for_a_role_swap_freeze() {
+    let s = Served::start(&["--seed", "10", "--rate-limit", "0"]);
+    let (_, roles) = s.get("/settings/v3/users/roles").await;
+    let read_only = roles["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Read only")
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .unwrap();
+    let (_, users) = s.get("/settings/v3/users/").await;
+    let user = users["results"][1].clone();
+    let id = user["id"].as_str().unwrap();
+    let before = user["roleId"].as_str().unwrap().to_string();
+    let r = s
+        .http
+        .put(s.url(&format!("/settings/v3/users/{id}")))
+        .bearer_auth(TOKEN)
+        .json(&json!({"roleId": read_only}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, now) = s.get(&format!("/settings/v3/users/{id}")).await;
+    assert_eq!(now["roleId"], read_only.as_str());
+    let r = s
+        .http
+        .put(s.url(&format!("/settings/v3/users/{id}")))
+        .bearer_auth(TOKEN)
+        .json(&json!({"roleId": before}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (status, _) = s.get("/settings/v3/users/1").await;
+    assert_eq!(status, 404);
+    let r = s
+        .http
+        .put(s.url(&format!("/settings/v3/users/{id}")))
+        .bearer_auth(TOKEN)
+        .json(&json!({"roleId": "42"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+}

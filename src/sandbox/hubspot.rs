@@ -4,7 +4,7 @@
 // Helpers return the early answer of a handler as their error: a whole response, by design.
 #![allow(clippy::result_large_err)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
 use axum::Json;
@@ -30,6 +30,8 @@ pub const SEARCH_TOTAL_MAX: usize = 10_000;
 pub struct State {
     tables: RwLock<Vec<Table>>,
     assoc: RwLock<Associations>,
+    /// Account users for role swaps (`/settings/v3/users`): id → (email, role id, super admin).
+    users: RwLock<BTreeMap<u64, (String, Option<String>, bool)>>,
     persist: Option<Persist>,
 }
 
@@ -66,9 +68,20 @@ impl State {
             }
             assoc
         };
+        let users = crate::generate::OWNERS
+            .iter()
+            .enumerate()
+            .map(|(i, owner)| {
+                (
+                    1001 + i as u64,
+                    (format!("{owner}@example.com"), Some(ROLES[1].0.to_string()), i == 0),
+                )
+            })
+            .collect();
         Ok(State {
             tables: RwLock::new(tables),
             assoc: RwLock::new(assoc),
+            users: RwLock::new(users),
             persist,
         })
     }
@@ -104,6 +117,10 @@ pub fn routes() -> axum::Router<App> {
         )
         .route("/crm/v4/associations/{from}/{to}/batch/{op}", post(associations_batch))
         .route("/crm/v4/associations/{from}/{to}/batch/associate/default", post(associate_default))
+        .route("/settings/v3/users", get(users_list))
+        .route("/settings/v3/users/", get(users_list))
+        .route("/settings/v3/users/roles", get(roles))
+        .route("/settings/v3/users/{id}", get(user_get).put(user_put).delete(user_delete))
         .route("/_sandbox/state", get(state))
         .route("/_sandbox/traffic", post(traffic))
 }
@@ -1260,4 +1277,92 @@ async fn associations_batch(
 /// `POST /crm/v4/associations/{fromT}/{toT}/batch/associate/default`.
 async fn associate_default(app: Shared<App>, Path((from, to)): Path<(String, String)>, body: Option<Json<Value>>) -> Response {
     associations_batch(app, Path((from, to, "associate/default".to_string())), body).await
+}
+
+/// The account's roles: `(id, name)`. A freeze swaps users to the read-only role.
+pub const ROLES: [(&str, &str); 3] = [("100001", "Super admin"), ("100002", "Sales rep"), ("100003", "Read only")];
+
+fn show_user(id: u64, user: &(String, Option<String>, bool)) -> Value {
+    let mut out = json!({"id": id.to_string(), "email": user.0, "superAdmin": user.2, "secondaryTeamIds": []});
+    if let Some(role) = &user.1 {
+        out["roleId"] = Value::String(role.clone());
+    }
+    out
+}
+
+/// `GET /settings/v3/users/`.
+async fn users_list(Shared(app): Shared<App>) -> Response {
+    let headers = match admit(&app, false) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let users = app.hubspot.users.read().expect("users lock");
+    let results: Vec<Value> = users.iter().map(|(id, u)| show_user(*id, u)).collect();
+    with_headers(headers, Json(json!({"results": results})))
+}
+
+/// `GET /settings/v3/users/roles`.
+async fn roles(Shared(app): Shared<App>) -> Response {
+    let headers = match admit(&app, false) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let results: Vec<Value> = ROLES
+        .iter()
+        .map(|(id, name)| json!({"id": id, "name": name, "requiresBillingWrite": false}))
+        .collect();
+    with_headers(headers, Json(json!({"results": results})))
+}
+
+fn user_not_found(id: &str) -> Response {
+    error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", &format!("no user with id {id}"))
+}
+
+async fn user_get(Shared(app): Shared<App>, Path(id): Path<String>) -> Response {
+    let headers = match admit(&app, false) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let users = app.hubspot.users.read().expect("users lock");
+    match id.parse::<u64>().ok().and_then(|n| users.get(&n).map(|u| (n, u))) {
+        Some((n, u)) => with_headers(headers, Json(show_user(n, u))),
+        None => user_not_found(&id),
+    }
+}
+
+/// `PUT /settings/v3/users/{id}` `{roleId?, primaryTeamId?, secondaryTeamIds?}`.
+async fn user_put(Shared(app): Shared<App>, Path(id): Path<String>, body: Option<Json<Value>>) -> Response {
+    let headers = match admit(&app, false) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let body = body.map(|Json(b)| b).unwrap_or(json!({}));
+    let mut users = app.hubspot.users.write().expect("users lock");
+    let Some((n, user)) = id.parse::<u64>().ok().and_then(|n| users.get_mut(&n).map(|u| (n, u))) else {
+        return user_not_found(&id);
+    };
+    if let Some(role) = body.get("roleId") {
+        let role = role.as_str().map(str::to_string).or(role.as_u64().map(|r| r.to_string()));
+        match role {
+            Some(r) if ROLES.iter().any(|(id, _)| *id == r) => user.1 = Some(r),
+            Some(r) => return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &format!("no role with id {r}")),
+            None => user.1 = None,
+        }
+    }
+    with_headers(headers, Json(show_user(n, user)))
+}
+
+async fn user_delete(Shared(app): Shared<App>, Path(id): Path<String>) -> Response {
+    let headers = match admit(&app, false) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let removed = id
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| app.hubspot.users.write().expect("users lock").remove(&n));
+    match removed {
+        Some(_) => with_headers(headers, StatusCode::NO_CONTENT),
+        None => user_not_found(&id),
+    }
 }
