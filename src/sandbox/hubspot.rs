@@ -30,8 +30,8 @@ pub const SEARCH_TOTAL_MAX: usize = 10_000;
 pub struct State {
     tables: RwLock<Vec<Table>>,
     assoc: RwLock<Associations>,
-    /// Account users for role swaps (`/settings/v3/users`): id → (email, role id, super admin).
-    users: RwLock<BTreeMap<u64, (String, Option<String>, bool)>>,
+    /// Account users for role swaps (`/settings/v3/users`).
+    users: RwLock<BTreeMap<u64, User>>,
     persist: Option<Persist>,
 }
 
@@ -1282,7 +1282,10 @@ async fn associate_default(app: Shared<App>, Path((from, to)): Path<(String, Str
 /// The account's roles: `(id, name)`. A freeze swaps users to the read-only role.
 pub const ROLES: [(&str, &str); 3] = [("100001", "Super admin"), ("100002", "Sales rep"), ("100003", "Read only")];
 
-fn show_user(id: u64, user: &(String, Option<String>, bool)) -> Value {
+/// An account user: email, role id, super admin.
+type User = (String, Option<String>, bool);
+
+fn show_user(id: u64, user: &User) -> Value {
     let mut out = json!({"id": id.to_string(), "email": user.0, "superAdmin": user.2, "secondaryTeamIds": []});
     if let Some(role) = &user.1 {
         out["roleId"] = Value::String(role.clone());
