@@ -1,70 +1,14 @@
 //! `rollback sandbox serve --flavor hubspot` over real HTTP on 127.0.0.1: auth, paging, batch
 //! answers, search, properties, rate limits, faults, simulated traffic, persistence, shutdown.
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Command;
 
 use assert_cmd::cargo::CommandCargoExt;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "pat-test-token";
-
-/// A running sandbox; stopped (SIGTERM) when dropped.
-struct Served {
-    child: Child,
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Served {
-    fn start(args: &[&str]) -> Served {
-        let mut child = Command::cargo_bin("rollback")
-            .unwrap()
-            .args(["sandbox", "serve", "--token", TOKEN])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let started: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("first line `{line}`: {e}"));
-        Served {
-            child,
-            base: started["base_url"].as_str().unwrap().to_string(),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(self.url(path)).bearer_auth(TOKEN).send().await.unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self.http.post(self.url(path)).bearer_auth(TOKEN).json(&body).send().await.unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{SANDBOX_TOKEN as TOKEN, Served};
 
 fn ids(results: &Value) -> Vec<String> {
     results

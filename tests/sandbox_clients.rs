@@ -3,11 +3,10 @@
 //! against `rollback sandbox serve --flavor hubspot`. No silent skips: if the client cannot be
 //! installed, the test fails and says why.
 
-use std::io::BufRead;
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-
-use assert_cmd::cargo::CommandCargoExt;
 
 const HUBSPOT_CLIENT: &str = "hubspot-api-client==12.0.0";
 
@@ -55,34 +54,14 @@ fn python_with(package: &str, module: &str) -> PathBuf {
 #[test]
 fn hubspot_python_client_works_unmodified() {
     let python = python_with(HUBSPOT_CLIENT, "hubspot");
-    let mut server = Command::cargo_bin("rollback")
-        .unwrap()
-        .args([
-            "sandbox",
-            "serve",
-            "--flavor",
-            "hubspot",
-            "--token",
-            "pat-client",
-            "--seed",
-            "250",
-            "--rate-limit",
-            "0",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let started: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let server = common::Served::start(&["--flavor", "hubspot", "--seed", "250", "--rate-limit", "0"]);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/hubspot_client.py");
     let out = Command::new(&python)
         .arg(script)
-        .args([started["base_url"].as_str().unwrap(), "pat-client", "250"])
+        .args([server.base.as_str(), common::SANDBOX_TOKEN, "250"])
         .output()
         .unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
         "the HubSpot client script failed:\n{}\n{}",

@@ -159,18 +159,6 @@ pub fn rate_limited(refused: Refused) -> Response {
         .into_response()
 }
 
-/// Counts the request against the limits; the headers to send, or the 429 to answer.
-fn admit(app: &App, search: bool) -> Result<HeaderMap, Response> {
-    let headers = app.admit(search).map_err(rate_limited)?;
-    let mut map = HeaderMap::new();
-    for (name, value) in headers {
-        if let Ok(v) = value.parse() {
-            map.insert(name, v);
-        }
-    }
-    Ok(map)
-}
-
 fn table_index(tables: &[Table], object: &str) -> Result<usize, Response> {
     tables
         .iter()
@@ -246,21 +234,11 @@ fn show(table: &Table, id: u64, rec: &Rec, props: &[String]) -> Value {
     out
 }
 
-fn with_headers(headers: HeaderMap, response: impl IntoResponse) -> Response {
-    let mut response = response.into_response();
-    response.headers_mut().extend(headers);
-    response
-}
-
 fn host(headers: &HeaderMap) -> String {
     headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_string()
 }
 
 async fn list(Shared(app): Shared<App>, Path(object): Path<String>, RawQuery(raw): RawQuery, request_headers: HeaderMap) -> Response {
-    let headers = match admit(&app, false) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
     let q = Query::parse(raw);
     let tables = app.hubspot.tables.read().expect("tables lock");
     let t = match table_index(&tables, &object) {
@@ -306,7 +284,7 @@ async fn list(Shared(app): Shared<App>, Path(object): Path<String>, RawQuery(raw
         body["paging"] = json!({"next": {"after": cursor.to_string(),
             "link": format!("http://{}/crm/v3/objects/{}?after={cursor}&limit={limit}", host(&request_headers), table.kind.name)}});
     }
-    with_headers(headers, Json(body))
+    Json(body).into_response()
 }
 
 /// Finds a record by id, or by a unique property (`idProperty`).
@@ -330,10 +308,6 @@ fn not_found(table: &Table, id: &str) -> Response {
 }
 
 async fn read(Shared(app): Shared<App>, Path((object, id)): Path<(String, String)>, RawQuery(raw): RawQuery) -> Response {
-    let headers = match admit(&app, false) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
     let q = Query::parse(raw);
     let tables = app.hubspot.tables.read().expect("tables lock");
     let t = match table_index(&tables, &object) {
@@ -345,10 +319,18 @@ async fn read(Shared(app): Shared<App>, Path((object, id)): Path<(String, String
     match find(table, &id, q.get("idProperty")) {
         Some(n) if table.records[&n].archived.is_some() == archived => {
             let props = wanted(table, &q.list("properties"), table.kind.defaults);
-            with_headers(headers, Json(show(table, n, &table.records[&n], &props)))
+            Json(show(table, n, &table.records[&n], &props)).into_response()
         }
         _ => not_found(table, &id),
     }
+}
+
+fn not_an_object() -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "VALIDATION_ERROR",
+        "Invalid input JSON: the body must be a JSON object",
+    )
 }
 
 fn bad_properties(names: &[String]) -> Response {
@@ -381,16 +363,8 @@ fn properties_of(body: &Value) -> Result<&Map<String, Value>, Response> {
 }
 
 async fn create(Shared(app): Shared<App>, Path(object): Path<String>, body: Option<Json<Value>>) -> Response {
-    let headers = match admit(&app, false) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
     let Some(Json(body)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "VALIDATION_ERROR",
-            "Invalid input JSON: the body must be a JSON object",
-        );
+        return not_an_object();
     };
     let (t, id, shown) = {
         let mut tables = app.hubspot.tables.write().expect("tables lock");
@@ -407,15 +381,13 @@ async fn create(Shared(app): Shared<App>, Path(object): Path<String>, body: Opti
         if let Err(bad) = table.set(&mut rec, props) {
             return bad_properties(&bad);
         }
-        let id = table.next_id;
-        table.next_id += 1;
+        let id = table.add(rec);
         let asked: Vec<String> = props.keys().cloned().collect();
-        let shown = show(table, id, &rec, &wanted(table, &asked, &[]));
-        table.records.insert(id, rec);
+        let shown = show(table, id, &table.records[&id], &wanted(table, &asked, &[]));
         (t, id, shown)
     };
     app.hubspot.save(t, &[id]).await;
-    with_headers(headers, (StatusCode::CREATED, Json(shown)))
+    (StatusCode::CREATED, Json(shown)).into_response()
 }
 
 async fn update(
@@ -424,16 +396,8 @@ async fn update(
     RawQuery(raw): RawQuery,
     body: Option<Json<Value>>,
 ) -> Response {
-    let headers = match admit(&app, false) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
     let Some(Json(body)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "VALIDATION_ERROR",
-            "Invalid input JSON: the body must be a JSON object",
-        );
+        return not_an_object();
     };
     let q = Query::parse(raw);
     let (t, n, shown) = {
@@ -461,14 +425,10 @@ async fn update(
         (t, n, shown)
     };
     app.hubspot.save(t, &[n]).await;
-    with_headers(headers, Json(shown))
+    Json(shown).into_response()
 }
 
 async fn archive(Shared(app): Shared<App>, Path((object, id)): Path<(String, String)>) -> Response {
-    let headers = match admit(&app, false) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
     let (t, n) = {
         let mut tables = app.hubspot.tables.write().expect("tables lock");
         let t = match table_index(&tables, &object) {
@@ -478,7 +438,7 @@ async fn archive(Shared(app): Shared<App>, Path((object, id)): Path<(String, Str
         let table = &mut tables[t];
         // Archiving an archived or unknown record is not an error in HubSpot.
         let Some(n) = find(table, &id, None) else {
-            return with_headers(headers, StatusCode::NO_CONTENT);
+            return StatusCode::NO_CONTENT.into_response();
         };
         let rec = table.records.get_mut(&n).expect("found");
         if rec.archived.is_none() {
@@ -489,7 +449,7 @@ async fn archive(Shared(app): Shared<App>, Path((object, id)): Path<(String, Str
         (t, n)
     };
     app.hubspot.save(t, &[n]).await;
-    with_headers(headers, StatusCode::NO_CONTENT)
+    StatusCode::NO_CONTENT.into_response()
 }
 
 fn batch_body(results: Vec<Value>, errors: Vec<Value>, started: i64, ok: StatusCode) -> Response {
@@ -521,16 +481,8 @@ async fn batch(
     RawQuery(raw): RawQuery,
     body: Option<Json<Value>>,
 ) -> Response {
-    let headers = match admit(&app, false) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
     let Some(Json(body)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "VALIDATION_ERROR",
-            "Invalid input JSON: the body must be a JSON object",
-        );
+        return not_an_object();
     };
     let Some(inputs) = body["inputs"].as_array() else {
         return error(
@@ -599,10 +551,8 @@ async fn batch(
                 }
                 let mut results = Vec::new();
                 for (rec, asked) in recs {
-                    let id = table.next_id;
-                    table.next_id += 1;
-                    results.push(show(table, id, &rec, &wanted(table, &asked, &[])));
-                    table.records.insert(id, rec);
+                    let id = table.add(rec);
+                    results.push(show(table, id, &table.records[&id], &wanted(table, &asked, &[])));
                     touched.push(id);
                 }
                 batch_body(results, vec![], started, StatusCode::CREATED)
@@ -645,12 +595,10 @@ async fn batch(
                                     return bad_properties(&bad);
                                 }
                             }
-                            let id = table.next_id;
-                            table.next_id += 1;
-                            let mut shown = show(table, id, &rec, &wanted(table, &asked, &[]));
+                            let id = table.add(rec);
+                            let mut shown = show(table, id, &table.records[&id], &wanted(table, &asked, &[]));
                             shown["new"] = Value::Bool(true);
                             results.push(shown);
-                            table.records.insert(id, rec);
                             touched.push(id);
                         }
                         None => absent.push(k),
@@ -684,7 +632,7 @@ async fn batch(
         (t, response)
     };
     app.hubspot.save(t, &touched).await;
-    with_headers(headers, response)
+    response
 }
 
 /// One search filter, checked against one record.
@@ -698,10 +646,12 @@ fn matches(table: &Table, id: u64, rec: &Rec, filter: &Value) -> Result<bool, St
         Value::Null => None,
         other => Some(other.to_string()),
     };
-    // Compares a record value with a filter value by the property's kind.
+    // Compares a record value with a filter value by the property's kind (kept times without
+    // a round trip through their text).
+    let have_ms = (property.kind == Kind::DateTime).then(|| table.millis(id, rec, name)).flatten();
     let cmp = |have: &str, want: &str| -> Option<std::cmp::Ordering> {
         match property.kind {
-            Kind::DateTime => Some(parse_ms(have)?.cmp(&parse_ms(want)?)),
+            Kind::DateTime => Some(have_ms.or_else(|| parse_ms(have))?.cmp(&parse_ms(want)?)),
             Kind::Number => have.parse::<f64>().ok()?.partial_cmp(&want.parse::<f64>().ok()?),
             _ => Some(have.to_lowercase().cmp(&want.to_lowercase())),
         }
@@ -748,10 +698,6 @@ fn matches(table: &Table, id: u64, rec: &Rec, filter: &Value) -> Result<bool, St
 }
 
 async fn search(Shared(app): Shared<App>, Path(object): Path<String>, body: Option<Json<Value>>) -> Response {
-    let headers = match admit(&app, true) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
     let body = body.map(|Json(b)| b).unwrap_or(json!({}));
     let tables = app.hubspot.tables.read().expect("tables lock");
     let t = match table_index(&tables, &object) {
@@ -825,21 +771,21 @@ async fn search(Shared(app): Shared<App>, Path(object): Path<String>, body: Opti
         };
         let kind = table.property(&name).map(|p| p.kind).unwrap_or(Kind::Text);
         let key = |id: &u64| {
-            let v = table.value(*id, &table.records[id], &name);
+            let rec = &table.records[id];
             match kind {
-                Kind::DateTime | Kind::Number => (
-                    v.as_deref().and_then(|v| v.parse::<f64>().ok().or(parse_ms(v).map(|m| m as f64))),
-                    None,
-                ),
-                _ => (None, v),
+                Kind::DateTime => (table.millis(*id, rec, &name).map(|m| m as f64), None),
+                Kind::Number => (table.value(*id, rec, &name).and_then(|v| v.parse::<f64>().ok()), None),
+                _ => (None, table.value(*id, rec, &name)),
             }
         };
-        hits.sort_by(|a, b| {
-            let (ka, kb) = (key(a), key(b));
+        // Each record's key once, not once per comparison.
+        let mut keyed: Vec<_> = hits.iter().map(|id| (key(id), *id)).collect();
+        keyed.sort_by(|(ka, a), (kb, b)| {
             let ord = ka.0.partial_cmp(&kb.0).unwrap_or(std::cmp::Ordering::Equal).then(ka.1.cmp(&kb.1));
             let ord = if descending { ord.reverse() } else { ord };
             ord.then(a.cmp(b))
         });
+        hits = keyed.into_iter().map(|(_, id)| id).collect();
     }
     let asked: Vec<String> = body["properties"]
         .as_array()
@@ -862,7 +808,7 @@ async fn search(Shared(app): Shared<App>, Path(object): Path<String>, body: Opti
     if offset + limit < total {
         out["paging"] = json!({"next": {"after": (offset + limit).to_string()}});
     }
-    with_headers(headers, Json(out))
+    Json(out).into_response()
 }
 
 fn describe(table: &Table, p: &store::Property) -> Value {
@@ -889,10 +835,6 @@ fn describe(table: &Table, p: &store::Property) -> Value {
 }
 
 async fn properties(Shared(app): Shared<App>, Path(object): Path<String>) -> Response {
-    let headers = match admit(&app, false) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
     let tables = app.hubspot.tables.read().expect("tables lock");
     let t = match table_index(&tables, &object) {
         Ok(t) => t,
@@ -900,14 +842,10 @@ async fn properties(Shared(app): Shared<App>, Path(object): Path<String>) -> Res
     };
     let table = &tables[t];
     let results: Vec<Value> = table.kind.properties.iter().map(|p| describe(table, p)).collect();
-    with_headers(headers, Json(json!({"results": results})))
+    Json(json!({"results": results})).into_response()
 }
 
 async fn property(Shared(app): Shared<App>, Path((object, name)): Path<(String, String)>) -> Response {
-    let headers = match admit(&app, false) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
     let tables = app.hubspot.tables.read().expect("tables lock");
     let t = match table_index(&tables, &object) {
         Ok(t) => t,
@@ -915,7 +853,7 @@ async fn property(Shared(app): Shared<App>, Path((object, name)): Path<(String, 
     };
     let table = &tables[t];
     match table.property(&name) {
-        Some(p) => with_headers(headers, Json(describe(table, p))),
+        Some(p) => Json(describe(table, p)).into_response(),
         None => error(
             StatusCode::NOT_FOUND,
             "OBJECT_NOT_FOUND",
@@ -1008,10 +946,7 @@ async fn traffic(Shared(app): Shared<App>, body: Option<Json<Value>>) -> Respons
             for n in 0..creates {
                 let mut rec = table.blank(at);
                 rec.values[text_property] = Some(format!("created after cutover {n}").into());
-                let id = table.next_id;
-                table.next_id += 1;
-                table.records.insert(id, rec);
-                created.push(id);
+                created.push(table.add(rec));
             }
             let ids = |v: &[u64]| v.iter().map(|id| id.to_string()).collect::<Vec<_>>();
             report.insert(
@@ -1074,10 +1009,6 @@ async fn associations_of(
     Path((object, id, to)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let headers = match admit(&app, false) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
     let (from, to, type_id) = match association_kind(&app, &object, &to) {
         Ok(k) => k,
         Err(r) => return r,
@@ -1099,15 +1030,11 @@ async fn associations_of(
     if offset + limit < ids.len() {
         body["paging"] = json!({"next": {"after": (offset + limit).to_string()}});
     }
-    with_headers(headers, Json(body))
+    Json(body).into_response()
 }
 
 /// `PUT .../associations/default/{toT}/{toId}` (and the labelled form): associates two records.
 async fn associate_one(Shared(app): Shared<App>, Path((object, id, to, to_id)): Path<(String, String, String, String)>) -> Response {
-    let headers = match admit(&app, false) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
     let (from, to, type_id) = match association_kind(&app, &object, &to) {
         Ok(k) => k,
         Err(r) => return r,
@@ -1124,20 +1051,14 @@ async fn associate_one(Shared(app): Shared<App>, Path((object, id, to, to_id)): 
     };
     app.hubspot.assoc.write().expect("assoc lock").add(from, a, to, b);
     save_associations(&app, vec![(from, to, a, b)], vec![]).await;
-    with_headers(
-        headers,
-        Json(json!({"status": "COMPLETE", "results": [{"from": {"id": id}, "to": {"id": to_id},
+    (Json(json!({"status": "COMPLETE", "results": [{"from": {"id": id}, "to": {"id": to_id},
             "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}}],
-            "startedAt": iso_ms(now_ms()), "completedAt": iso_ms(now_ms())})),
-    )
+            "startedAt": iso_ms(now_ms()), "completedAt": iso_ms(now_ms())})))
+    .into_response()
 }
 
 /// `DELETE .../associations/{toT}/{toId}`: 204.
 async fn dissociate_one(Shared(app): Shared<App>, Path((object, id, to, to_id)): Path<(String, String, String, String)>) -> Response {
-    let headers = match admit(&app, false) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
     let (from, to, _) = match association_kind(&app, &object, &to) {
         Ok(k) => k,
         Err(r) => return r,
@@ -1146,7 +1067,7 @@ async fn dissociate_one(Shared(app): Shared<App>, Path((object, id, to, to_id)):
         app.hubspot.assoc.write().expect("assoc lock").remove(from, a, to, b);
         save_associations(&app, vec![], vec![(from, to, a, b)]).await;
     }
-    with_headers(headers, StatusCode::NO_CONTENT)
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// `POST /crm/v4/associations/{fromT}/{toT}/batch/{read,create,associate/default,archive}`.
@@ -1155,10 +1076,6 @@ async fn associations_batch(
     Path((from, to, op)): Path<(String, String, String)>,
     body: Option<Json<Value>>,
 ) -> Response {
-    let headers = match admit(&app, false) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
     let (from, to, type_id) = match association_kind(&app, &from, &to) {
         Ok(k) => k,
         Err(r) => return r,
@@ -1213,7 +1130,7 @@ async fn associations_batch(
                             "context": {"ids": absent}, "errors": [], "links": {}}),
                 ]
             };
-            with_headers(headers, batch_body(results, errors, started, StatusCode::OK))
+            batch_body(results, errors, started, StatusCode::OK)
         }
         "create" | "associate" | "associate/default" => {
             let mut added = Vec::new();
@@ -1245,7 +1162,7 @@ async fn associations_batch(
             }
             save_associations(&app, added, vec![]).await;
             let status = if op == "create" { StatusCode::CREATED } else { StatusCode::OK };
-            with_headers(headers, batch_body(results, vec![], started, status))
+            batch_body(results, vec![], started, status)
         }
         "archive" => {
             let mut removed = Vec::new();
@@ -1264,7 +1181,7 @@ async fn associations_batch(
                 }
             }
             save_associations(&app, vec![], removed).await;
-            with_headers(headers, StatusCode::NO_CONTENT)
+            StatusCode::NO_CONTENT.into_response()
         }
         other => error(
             StatusCode::NOT_FOUND,
@@ -1295,26 +1212,18 @@ fn show_user(id: u64, user: &User) -> Value {
 
 /// `GET /settings/v3/users/`.
 async fn users_list(Shared(app): Shared<App>) -> Response {
-    let headers = match admit(&app, false) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
     let users = app.hubspot.users.read().expect("users lock");
     let results: Vec<Value> = users.iter().map(|(id, u)| show_user(*id, u)).collect();
-    with_headers(headers, Json(json!({"results": results})))
+    Json(json!({"results": results})).into_response()
 }
 
 /// `GET /settings/v3/users/roles`.
-async fn roles(Shared(app): Shared<App>) -> Response {
-    let headers = match admit(&app, false) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
+async fn roles() -> Response {
     let results: Vec<Value> = ROLES
         .iter()
         .map(|(id, name)| json!({"id": id, "name": name, "requiresBillingWrite": false}))
         .collect();
-    with_headers(headers, Json(json!({"results": results})))
+    Json(json!({"results": results})).into_response()
 }
 
 fn user_not_found(id: &str) -> Response {
@@ -1322,23 +1231,15 @@ fn user_not_found(id: &str) -> Response {
 }
 
 async fn user_get(Shared(app): Shared<App>, Path(id): Path<String>) -> Response {
-    let headers = match admit(&app, false) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
     let users = app.hubspot.users.read().expect("users lock");
     match id.parse::<u64>().ok().and_then(|n| users.get(&n).map(|u| (n, u))) {
-        Some((n, u)) => with_headers(headers, Json(show_user(n, u))),
+        Some((n, u)) => Json(show_user(n, u)).into_response(),
         None => user_not_found(&id),
     }
 }
 
 /// `PUT /settings/v3/users/{id}` `{roleId?, primaryTeamId?, secondaryTeamIds?}`.
 async fn user_put(Shared(app): Shared<App>, Path(id): Path<String>, body: Option<Json<Value>>) -> Response {
-    let headers = match admit(&app, false) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
     let body = body.map(|Json(b)| b).unwrap_or(json!({}));
     let mut users = app.hubspot.users.write().expect("users lock");
     let Some((n, user)) = id.parse::<u64>().ok().and_then(|n| users.get_mut(&n).map(|u| (n, u))) else {
@@ -1352,20 +1253,16 @@ async fn user_put(Shared(app): Shared<App>, Path(id): Path<String>, body: Option
             None => user.1 = None,
         }
     }
-    with_headers(headers, Json(show_user(n, user)))
+    Json(show_user(n, user)).into_response()
 }
 
 async fn user_delete(Shared(app): Shared<App>, Path(id): Path<String>) -> Response {
-    let headers = match admit(&app, false) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
     let removed = id
         .parse::<u64>()
         .ok()
         .and_then(|n| app.hubspot.users.write().expect("users lock").remove(&n));
     match removed {
-        Some(_) => with_headers(headers, StatusCode::NO_CONTENT),
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
         None => user_not_found(&id),
     }
 }

@@ -283,7 +283,22 @@ async fn gate(
         tokio::time::sleep(delay).await;
     }
     match fault {
-        Fault::None => next.run(req).await,
+        Fault::None => {
+            // The rate limits: search has its own per-second limit, everything else the
+            // ten-second and daily ones, whose state every answer reports in headers.
+            let search = req.uri().path().ends_with("/search");
+            let headers = match server.admit(search) {
+                Ok(headers) => headers,
+                Err(refused) => return hubspot::rate_limited(refused),
+            };
+            let mut response = next.run(req).await;
+            for (name, value) in headers {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            response
+        }
         Fault::Status(429) => hubspot::rate_limited(Refused::TenSecondly),
         Fault::Status(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

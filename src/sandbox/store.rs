@@ -217,6 +217,15 @@ impl Table {
         }
     }
 
+    /// The time in epoch milliseconds of a date property of record `id` (kept times directly).
+    pub fn millis(&self, id: u64, rec: &Rec, name: &str) -> Option<i64> {
+        match name {
+            "createdate" => Some(rec.created),
+            n if n == self.kind.modified => Some(rec.updated),
+            n => parse_ms(&self.value(id, rec, n)?),
+        }
+    }
+
     /// Every property with a value, as strings.
     pub fn all_values(&self, id: u64, rec: &Rec) -> BTreeMap<String, String> {
         self.kind
@@ -244,6 +253,14 @@ impl Table {
             }
         }
         if bad.is_empty() { Ok(()) } else { Err(bad) }
+    }
+
+    /// Stores a new record under the next id; returns the id.
+    pub fn add(&mut self, rec: Rec) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.records.insert(id, rec);
+        id
     }
 
     pub fn blank(&self, now: i64) -> Rec {
@@ -367,9 +384,7 @@ pub fn seed(tables: &mut [Table], contacts: u64, now: i64) {
                     rec.values[i] = Some(value.into());
                 }
             }
-            let id = table.next_id;
-            table.next_id += 1;
-            table.records.insert(id, rec);
+            table.add(rec);
         }
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
 
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
@@ -181,4 +182,72 @@ impl Run {
 
 pub fn sha256_file(path: &Path) -> String {
     rollback::digest::sha256(&std::fs::read(path).unwrap()).to_string()
+}
+
+/// The token every test sandbox asks for.
+pub const SANDBOX_TOKEN: &str = "pat-test-token";
+
+/// A running sandbox; stopped (SIGTERM) when dropped.
+pub struct Served {
+    pub child: std::process::Child,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Served {
+    /// `rollback sandbox serve --token SANDBOX_TOKEN ARGS`, once it has printed its address.
+    pub fn start(args: &[&str]) -> Served {
+        let mut child = Command::cargo_bin("rollback")
+            .unwrap()
+            .args(["sandbox", "serve", "--token", SANDBOX_TOKEN])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let started: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("first line `{line}`: {e}"));
+        Served {
+            child,
+            base: started["base_url"].as_str().unwrap().to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(path)).bearer_auth(SANDBOX_TOKEN).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(SANDBOX_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
