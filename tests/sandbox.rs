@@ -194,6 +194,20 @@ async fn hubspot_rate_limits_answer_like_hubspot() {
     }
     let refused = statuses.iter().find(|(code, _)| *code == 429).expect("the per-second search limit");
     assert_eq!(refused.1["message"], "You have reached your secondly limit.");
+
+    // The daily limit: no retry will help, and the body says so.
+    let daily = Served::start(&["--seed", "10", "--rate-limit", "0", "--daily-limit", "2"]);
+    let r = daily
+        .http
+        .get(daily.url("/crm/v3/objects/deals"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-hubspot-ratelimit-daily-remaining"], "1");
+    assert_eq!(daily.get("/crm/v3/objects/deals").await.0, 200);
+    let (status, body) = daily.get("/crm/v3/objects/deals").await;
+    assert_eq!((status, body["policyName"].as_str()), (429, Some("DAILY")));
 }
 
 #[tokio::test]
@@ -290,12 +304,24 @@ async fn hubspot_traffic_state_and_persistence() {
     assert_eq!(after["objects"]["contacts"]["archived"], archived);
     assert_ne!(after["objects"]["contacts"]["digest"], before["objects"]["contacts"]["digest"]);
     assert_eq!(after["objects"]["deals"], before["objects"]["deals"], "other objects untouched");
+    let r = s
+        .http
+        .put(s.url("/crm/v4/objects/deals/1/associations/default/companies/2"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, associated) = s.get("/crm/v4/objects/deals/1/associations/companies").await;
     assert!(s.stop().success());
 
     // Restarted on the same file: the same records, not a fresh seed.
     let again = Served::start(&["--seed", "200", "--rate-limit", "0", "--data", data_arg]);
     let (_, restarted) = again.get("/_sandbox/state").await;
     assert_eq!(restarted["objects"], after["objects"]);
+    let (_, kept) = again.get("/crm/v4/objects/deals/1/associations/companies").await;
+    assert_eq!(kept, associated, "associations survive a restart");
+    assert!(kept["results"].as_array().unwrap().iter().any(|r| r["toObjectId"] == 2));
     // The same seed without a file gives the same records as the first start.
     let fresh = Served::start(&["--seed", "200", "--rate-limit", "0"]);
     let (_, seeded) = fresh.get("/_sandbox/state").await;
