@@ -5,6 +5,7 @@ pub mod files;
 pub mod sqlite;
 pub mod sqlite_encode;
 mod sqlite_freeze;
+pub mod sqlite_native;
 pub mod sqlite_write;
 pub mod values;
 
@@ -226,6 +227,33 @@ pub trait Connector: Send + Sync {
     /// from what the CRM sends override it; the result must equal encoding `export`'s records.
     fn export_encoded(&self, object: &str, since: Option<DateTime<Utc>>) -> EncodedPages {
         encode_pages(self.export(object, since))
+    }
+    /// The records of `object` whose ids are in `ids`, in store form; ids the connector does not
+    /// hold are left out. The default filters a full export.
+    fn export_ids(&self, object: &str, ids: Vec<String>) -> EncodedPages {
+        use futures::StreamExt;
+        let wanted: std::collections::HashSet<String> = ids.into_iter().collect();
+        Box::pin(self.export_encoded(object, None).map(move |page| {
+            page.map(|page| {
+                let mut out = EncodedPage::default();
+                let mut start = 0;
+                for (id, row) in page.iter() {
+                    let end = start + memchr::memchr(b'\n', &page.lines[start..]).map_or(page.lines.len() - start, |n| n + 1);
+                    if wanted.contains(id) {
+                        out.lines.extend_from_slice(&page.lines[start..end]);
+                        out.push_row(id, row.hash, row.modified_at, row.deleted);
+                    }
+                    start = end;
+                }
+                out
+            })
+        }))
+    }
+    /// A mark of the data's state that only writes from outside this connector change: two equal
+    /// marks prove that nothing but the connector's own writes changed any of its records in
+    /// between. `None` when the connector cannot tell (then nothing is assumed).
+    async fn outside_writes_mark(&self) -> Option<i64> {
+        None
     }
     async fn apply(&self, object: &str, batch: &[Record], mode: ApplyMode) -> Result<ApplyOutcome, ConnectorError>;
     /// Upserts records given as the store's chunk lines (see [`crate::store::chunk`]). The

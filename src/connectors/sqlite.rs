@@ -13,10 +13,9 @@ use serde_json::{Value, json};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::sqlite_encode::RowEncoder;
-use super::sqlite_write::{Columns, LineRows, RecordRows, RowError, SqlRow, upsert_statement};
+use super::sqlite_native::{Native, Rows, split_ranges};
 use super::values::{self, ColumnClass, SqlValue};
-use super::{ApplyMode, ApplyOutcome, Capabilities, Connector, ConnectorError, EncodedPage, EncodedPages, PAGE_SIZE, RecordPages};
+use super::{ApplyMode, ApplyOutcome, Capabilities, Connector, ConnectorError, EncodedPages, PAGE_SIZE, RecordPages};
 use crate::playbook::{ConnectorConfig, ConnectorKind};
 use crate::record::{Fields, Record, format_time};
 
@@ -45,8 +44,22 @@ pub struct TableMap {
     /// The column that is the table's rowid (`INTEGER PRIMARY KEY`), if any.
     pub rowid_alias: Option<String>,
     /// A foreign key of the table points at the table itself, so rows of one batch may refer to
-    /// each other and writes defer foreign-key checks to the commit.
+    /// each other and deletes defer foreign-key checks to the commit.
     pub self_referencing: bool,
+    /// The table's foreign keys, as upserts check them: once per batch, over the distinct keys
+    /// the batch refers to, instead of SQLite checking every row as it goes in (which cost more
+    /// than the insert itself).
+    pub key_checks: Vec<KeyCheck>,
+}
+
+/// One foreign key of a table: its columns (indexes into the table's columns) and the query that
+/// returns, from the JSON array `?1` of key values (each the column's value, or an array of the
+/// columns' values for a key of several columns), those that no parent row holds.
+#[derive(Clone, Debug)]
+pub struct KeyCheck {
+    pub columns: Vec<usize>,
+    pub parent: String,
+    pub missing_sql: String,
 }
 
 impl TableMap {
@@ -59,7 +72,9 @@ pub struct SqliteConnector {
     name: String,
     path: PathBuf,
     pool: SqlitePool,
-    tables: BTreeMap<String, TableMap>,
+    /// Bulk reads and all writes (see [`super::sqlite_native`]).
+    native: Native,
+    tables: BTreeMap<String, Arc<TableMap>>,
 }
 
 /// `"name"` with embedded quotes doubled.
@@ -131,7 +146,22 @@ impl SqliteConnector {
                 .await
                 .map_err(|e| sql_error(name, e))?;
             let self_referencing = fks.iter().any(|r| r.get::<String, _>("table").eq_ignore_ascii_case(&table));
+            let mut keys: BTreeMap<i64, (String, Vec<(String, Option<String>)>)> = BTreeMap::new();
+            for r in &fks {
+                let key = keys.entry(r.get("id")).or_insert_with(|| (r.get("table"), Vec::new()));
+                key.1.push((r.get("from"), r.get("to")));
+            }
+            let mut foreign_keys = Vec::new();
+            for (parent, columns) in keys.into_values() {
+                let parent_key = primary_key(&pool, &parent).await.map_err(|e| sql_error(name, e))?;
+                foreign_keys.push(ForeignKey::new(parent, columns, &parent_key));
+            }
+            let key_checks = foreign_keys
+                .iter()
+                .filter_map(|key| key.check(&columns))
+                .collect();
             let map = TableMap {
+                key_checks,
                 self_referencing,
                 object: object.as_str().into(),
                 table: table.clone(),
@@ -148,17 +178,18 @@ impl SqliteConnector {
                         .hint(crate::playbook::diagnostic::suggest(column, "column", names.iter().copied())));
                 }
             }
-            tables.insert(object.clone(), map);
+            tables.insert(object.clone(), Arc::new(map));
         }
         Ok(SqliteConnector {
             name: name.into(),
+            native: Native::new(name, &path, config.read_only),
             path,
             pool,
             tables,
         })
     }
 
-    fn table(&self, object: &str) -> Result<&TableMap, ConnectorError> {
+    fn table(&self, object: &str) -> Result<&Arc<TableMap>, ConnectorError> {
         self.tables
             .get(object)
             .ok_or_else(|| ConnectorError::new(&self.name, "object is not mapped").object(object))
@@ -179,7 +210,7 @@ impl SqliteConnector {
         let parts = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         tokio::spawn(async move {
             let map = match map {
-                Ok(map) => Arc::new(map),
+                Ok(map) => map,
                 Err(e) => return drop(tx.send(Err(e)).await),
             };
             let mut filter = Vec::new();
@@ -210,39 +241,6 @@ impl SqliteConnector {
         rx
     }
 
-    /// Upserts `rows` in one transaction; each statement's values are bound while SQLite runs
-    /// the previous one.
-    async fn write_rows<I>(&self, map: &TableMap, rows: I) -> Result<u64, ConnectorError>
-    where
-        I: Iterator<Item = Result<SqlRow, RowError>> + Send,
-    {
-        let object = &*map.object;
-        let err = |e: sqlx::Error| sql_error(&self.name, e).object(object);
-        let row_error = |e: RowError| {
-            let mut error = ConnectorError::new(&self.name, e.message).object(object);
-            if let Some(id) = &e.id {
-                error = error.record(id);
-            }
-            if let Some(hint) = e.hint {
-                error = error.hint(hint);
-            }
-            error
-        };
-        let (mut tx, bypass) = super::sqlite_freeze::begin_write(self, map.self_referencing).await?;
-        let mut rows = rows.peekable();
-        let mut written = 0;
-        let mut next = upsert_statement(map, &mut rows, MAX_PARAMS).map_err(row_error)?;
-        while let Some((query, count)) = next.take() {
-            let following = async { upsert_statement(map, &mut rows, MAX_PARAMS) };
-            let (done, built) = futures::join!(query.execute(&mut *tx), following);
-            done.map_err(err)?;
-            written += count as u64;
-            next = built.map_err(row_error)?;
-        }
-        super::sqlite_freeze::commit_write(self, tx, bypass).await?;
-        Ok(written)
-    }
-
     /// The pool, for freeze triggers and probes.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -260,6 +258,69 @@ impl SqliteConnector {
     pub fn tables(&self) -> Vec<String> {
         self.tables.values().map(|t| t.table.clone()).collect()
     }
+}
+
+/// One foreign key: the parent table and `(child column, parent column)` pairs.
+struct ForeignKey {
+    parent: String,
+    columns: Vec<(String, String)>,
+}
+
+impl ForeignKey {
+    /// A key whose parent columns are not named refers to the parent's primary key (its rowid
+    /// when it has none).
+    fn new(parent: String, columns: Vec<(String, Option<String>)>, parent_key: &[String]) -> ForeignKey {
+        let columns = columns
+            .into_iter()
+            .enumerate()
+            .map(|(i, (from, to))| {
+                let to = to.unwrap_or_else(|| parent_key.get(i).cloned().unwrap_or_else(|| "rowid".into()));
+                (from, to)
+            })
+            .collect();
+        ForeignKey { parent, columns }
+    }
+
+    /// The check of this key (see [`KeyCheck`]); `None` when a column is not in the table.
+    fn check(&self, table: &[Column]) -> Option<KeyCheck> {
+        let columns = self
+            .columns
+            .iter()
+            .map(|(from, _)| table.iter().position(|c| &c.name == from))
+            .collect::<Option<Vec<usize>>>()?;
+        // A one-column key travels as a plain value, a longer one as an array of values.
+        let matches: Vec<String> = match self.columns.as_slice() {
+            [(_, to)] => vec![format!("p.{} = k.value", quote(to))],
+            many => many
+                .iter()
+                .enumerate()
+                .map(|(i, (_, to))| format!("p.{} = json_extract(k.value, '$[{i}]')", quote(to)))
+                .collect(),
+        };
+        Some(KeyCheck {
+            columns,
+            parent: self.parent.clone(),
+            missing_sql: format!(
+                "SELECT k.value FROM json_each(?1) AS k WHERE NOT EXISTS (SELECT 1 FROM {} AS p WHERE {})",
+                quote(&self.parent),
+                matches.join(" AND ")
+            ),
+        })
+    }
+}
+
+/// The primary-key columns of `table`, in key order.
+async fn primary_key(pool: &SqlitePool, table: &str) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query(AssertSqlSafe(format!("PRAGMA table_info({})", quote(table))))
+        .fetch_all(pool)
+        .await?;
+    let mut key: Vec<(i64, String)> = rows
+        .iter()
+        .map(|r| (r.get::<i64, _>("pk"), r.get::<String, _>("name")))
+        .filter(|(pk, _)| *pk > 0)
+        .collect();
+    key.sort();
+    Ok(key.into_iter().map(|(_, name)| name).collect())
 }
 
 /// The expression that selects one column into the row's `json_array`, so that every value
@@ -503,17 +564,8 @@ async fn rowid_ranges(name: &str, pool: &SqlitePool, map: &TableMap, parts: usiz
     let (Some(lo), Some(hi)) = (lo, hi) else {
         return Ok(vec![]);
     };
-    if hi - lo < PARALLEL_SCAN_ROWS || parts < 2 {
-        return Ok(vec![(lo, hi)]);
-    }
-    let step = ((hi - lo) / parts as i64).max(1);
-    Ok((0..parts as i64)
-        .map(|i| (lo + i * step, if i == parts as i64 - 1 { hi } else { lo + (i + 1) * step - 1 }))
-        .collect())
+    Ok(split_ranges(lo, hi, parts))
 }
-
-/// Tables with at least this many rows are scanned in parallel rowid ranges.
-const PARALLEL_SCAN_ROWS: i64 = 100_000;
 
 pub(crate) type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
@@ -526,11 +578,6 @@ pub(crate) fn bind_value(query: SqliteQuery<'_>, value: SqlValue) -> SqliteQuery
         SqlValue::Blob(b) => query.bind(b),
     }
 }
-
-/// Bound values per statement (SQLite allows 32,766). Fewer rows per statement keep each
-/// connection's cached statements small; from 2,000 to 32,000 values the write speed is the same
-/// within noise, and 32,000 cost about 30 MB more at peak.
-const MAX_PARAMS: usize = 4000;
 
 #[async_trait]
 impl Connector for SqliteConnector {
@@ -616,33 +663,33 @@ impl Connector for SqliteConnector {
     }
 
     fn export_encoded(&self, object: &str, since: Option<DateTime<Utc>>) -> EncodedPages {
-        super::pages_from_channel(self.scan_pages(object, since, |map| {
-            let mut encoder = RowEncoder::new(map.clone());
-            Box::new(move |text: &str, reals: &Reals| {
-                let encoder = encoder
-                    .as_mut()
-                    .ok_or_else(|| format!("table `{}` has no id column `{}`", map.table, map.id))?;
-                let mut page = EncodedPage {
-                    lines: Vec::with_capacity(text.len() * 2),
-                    ids: String::with_capacity(PAGE_SIZE * 8),
-                    rows: Vec::with_capacity(PAGE_SIZE),
-                };
-                for line in text.split('\n') {
-                    encoder.encode(line, reals, &mut page)?;
-                }
-                Ok(page)
-            })
-        }))
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        match self.table(object) {
+            Ok(map) => {
+                let parts = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+                self.native.scan(map.clone(), since.map(|t| format_time(&t)), parts, tx);
+            }
+            Err(e) => drop(tx.try_send(Err(e))),
+        }
+        super::pages_from_channel(rx)
+    }
+
+    fn export_ids(&self, object: &str, ids: Vec<String>) -> EncodedPages {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        match self.table(object) {
+            Ok(map) => self.native.read_ids(map.clone(), ids, tx),
+            Err(e) => drop(tx.try_send(Err(e))),
+        }
+        super::pages_from_channel(rx)
+    }
+
+    async fn outside_writes_mark(&self) -> Option<i64> {
+        self.native.data_version().await.ok()
     }
 
     async fn apply(&self, object: &str, batch: &[Record], _mode: ApplyMode) -> Result<ApplyOutcome, ConnectorError> {
-        let map = self.table(object)?;
-        let columns = Columns::new(map);
-        let rows = RecordRows {
-            columns: &columns,
-            records: batch.iter(),
-        };
-        let written = self.write_rows(map, rows).await?;
+        let map = self.table(object)?.clone();
+        let written = self.native.upsert(map, Rows::Records(batch.to_vec())).await?;
         Ok(ApplyOutcome {
             written,
             id_map: Vec::new(),
@@ -650,10 +697,8 @@ impl Connector for SqliteConnector {
     }
 
     async fn apply_lines(&self, object: &str, lines: &[u8]) -> Result<ApplyOutcome, ConnectorError> {
-        let map = self.table(object)?;
-        let columns = Columns::new(map);
-        let rows = LineRows { columns: &columns, lines };
-        let written = self.write_rows(map, rows).await?;
+        let map = self.table(object)?.clone();
+        let written = self.native.upsert(map, Rows::Lines(lines.to_vec())).await?;
         Ok(ApplyOutcome {
             written,
             id_map: Vec::new(),
@@ -673,26 +718,7 @@ impl Connector for SqliteConnector {
     }
 
     async fn delete(&self, object: &str, ids: &[String]) -> Result<u64, ConnectorError> {
-        let map = self.table(object)?;
-        let err = |e: sqlx::Error| sql_error(&self.name, e).object(object);
-        let id_class = map.column(&map.id).map(|c| c.class).unwrap_or(ColumnClass::Any);
-        let (mut tx, bypass) = super::sqlite_freeze::begin_write(self, map.self_referencing).await?;
-        let mut deleted = 0;
-        for part in ids.chunks(MAX_PARAMS) {
-            let sql = format!(
-                "DELETE FROM {} WHERE {} IN ({})",
-                quote(&map.table),
-                quote(&map.id),
-                vec!["?"; part.len()].join(", ")
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for id in part {
-                let v = values::to_sql(id_class, &Value::String(id.clone())).unwrap_or(SqlValue::Text(id.clone()));
-                query = bind_value(query, v);
-            }
-            deleted += query.execute(&mut *tx).await.map_err(err)?.rows_affected();
-        }
-        super::sqlite_freeze::commit_write(self, tx, bypass).await?;
-        Ok(deleted)
+        let map = self.table(object)?.clone();
+        self.native.delete(map, ids.to_vec()).await
     }
 }

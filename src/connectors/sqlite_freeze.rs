@@ -7,7 +7,7 @@
 //! so user transactions always find the table empty.
 
 use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, Sqlite, Transaction};
+use sqlx::AssertSqlSafe;
 
 use super::ConnectorError;
 use super::sqlite::{SqliteConnector, quote};
@@ -18,45 +18,6 @@ const TRIGGER_PREFIX: &str = "_rollback_freeze_";
 
 fn sql_err(name: &str) -> impl Fn(sqlx::Error) -> ConnectorError + '_ {
     move |e| ConnectorError::new(name, e.to_string())
-}
-
-/// Starts a write transaction of the tool, opening the bypass if the CRM is frozen. With
-/// `defer_foreign_keys` (a table that references itself, so rows of one batch may refer to each
-/// other), foreign keys are checked at commit. Only then: the pragma expires every prepared
-/// statement of the connection, and re-preparing a many-row INSERT costs more than running it.
-pub async fn begin_write(c: &SqliteConnector, defer_foreign_keys: bool) -> Result<(Transaction<'static, Sqlite>, bool), ConnectorError> {
-    let err = sql_err(c.name_str());
-    let mut tx = c.pool().begin().await.map_err(&err)?;
-    if defer_foreign_keys {
-        sqlx::query("PRAGMA defer_foreign_keys = ON")
-            .execute(&mut *tx)
-            .await
-            .map_err(&err)?;
-    }
-    let frozen: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?")
-        .bind(BYPASS)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(&err)?;
-    if frozen.is_some() {
-        sqlx::query(AssertSqlSafe(format!("INSERT INTO {} (open) VALUES (1)", quote(BYPASS))))
-            .execute(&mut *tx)
-            .await
-            .map_err(&err)?;
-    }
-    Ok((tx, frozen.is_some()))
-}
-
-/// Closes the bypass (if opened) and commits.
-pub async fn commit_write(c: &SqliteConnector, mut tx: Transaction<'static, Sqlite>, bypass: bool) -> Result<(), ConnectorError> {
-    let err = sql_err(c.name_str());
-    if bypass {
-        sqlx::query(AssertSqlSafe(format!("DELETE FROM {}", quote(BYPASS))))
-            .execute(&mut *tx)
-            .await
-            .map_err(&err)?;
-    }
-    tx.commit().await.map_err(&err)
 }
 
 /// Creates the triggers (and the bypass table); returns the receipt.

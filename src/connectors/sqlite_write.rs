@@ -1,26 +1,68 @@
 //! Rows for the `sqlite` connector's upserts, from records or straight from the store's chunk
-//! lines, and the multi-row statements that write them.
+//! lines, and the single-row statement that writes them (see [`super::sqlite_native`]).
 //!
 //! A line is read without building a record: field values that SQL takes as they are (null,
-//! booleans, integers, strings without escapes) are converted in place; anything else goes
+//! booleans, integers, strings without escapes) are borrowed from the line; anything else goes
 //! through [`values::to_sql`], as a record's fields do. A test holds both ways equal.
 
-use std::iter::Peekable;
+use std::borrow::Cow;
 
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use serde_json::Value;
-use sqlx::AssertSqlSafe;
 
-use super::sqlite::{SqliteQuery, TableMap, bind_value, quote};
+use super::sqlite::{TableMap, quote};
 use super::sqlite_encode::skip_value;
 use super::values::{self, ColumnClass, SqlValue};
 use crate::record::Record;
 
+/// A value to bind, borrowed from the line or record it comes from where it can be.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BindValue<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(Cow<'a, str>),
+    Blob(Cow<'a, [u8]>),
+}
+
+impl From<SqlValue> for BindValue<'static> {
+    fn from(value: SqlValue) -> Self {
+        match value {
+            SqlValue::Null => BindValue::Null,
+            SqlValue::Integer(i) => BindValue::Integer(i),
+            SqlValue::Real(f) => BindValue::Real(f),
+            SqlValue::Text(s) => BindValue::Text(Cow::Owned(s)),
+            SqlValue::Blob(b) => BindValue::Blob(Cow::Owned(b)),
+        }
+    }
+}
+
+impl rusqlite::ToSql for BindValue<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            BindValue::Null => ValueRef::Null,
+            BindValue::Integer(i) => ValueRef::Integer(*i),
+            BindValue::Real(f) => ValueRef::Real(*f),
+            BindValue::Text(s) => ValueRef::Text(s.as_bytes()),
+            BindValue::Blob(b) => ValueRef::Blob(&b[..]),
+        }))
+    }
+}
+
+/// A record's id as SQL compares it with the id column (of `class`).
+pub fn id_value(class: ColumnClass, id: &str) -> BindValue<'_> {
+    match class {
+        ColumnClass::Integer | ColumnClass::Any => id.parse().map(BindValue::Integer).unwrap_or(BindValue::Text(Cow::Borrowed(id))),
+        _ => BindValue::Text(Cow::Borrowed(id)),
+    }
+}
+
 /// One record in the table's terms: the columns it sets (in field-name order) and their values.
 #[derive(Debug, PartialEq)]
-pub struct SqlRow {
-    pub id: String,
+pub struct SqlRow<'a> {
+    pub id: Cow<'a, str>,
     pub columns: Vec<usize>,
-    pub values: Vec<SqlValue>,
+    pub values: Vec<BindValue<'a>>,
 }
 
 /// Why a record cannot be written: the message, the record's id when known, and a hint.
@@ -66,11 +108,11 @@ impl<'a> Columns<'a> {
         }
     }
 
-    fn check_id(&self, row: &SqlRow) -> Result<(), RowError> {
+    fn check_id(&self, row: &SqlRow<'_>) -> Result<(), RowError> {
         let id = self.index(&self.map.id);
         if id.is_none_or(|id| !row.columns.contains(&id)) {
             return Err(RowError {
-                id: Some(row.id.clone()),
+                id: Some(row.id.to_string()),
                 message: format!("record has no `{}` field", self.map.id),
                 hint: None,
             });
@@ -79,19 +121,24 @@ impl<'a> Columns<'a> {
     }
 
     /// A record's row.
-    pub fn from_record(&self, record: &Record) -> Result<SqlRow, RowError> {
+    pub fn from_record<'r>(&self, record: &'r Record) -> Result<SqlRow<'r>, RowError> {
         let mut row = SqlRow {
-            id: record.id.clone(),
+            id: Cow::Borrowed(&record.id),
             columns: Vec::with_capacity(record.fields.len()),
             values: Vec::with_capacity(record.fields.len()),
         };
         for (key, value) in &record.fields {
             let index = self.index(key).ok_or_else(|| self.unknown(key, Some(record.id.clone())))?;
-            let v = values::to_sql(self.class(index), value).map_err(|m| RowError {
-                id: Some(record.id.clone()),
-                message: format!("field `{key}`: {m}"),
-                hint: None,
-            })?;
+            let v = match (self.class(index), value) {
+                (class, Value::String(s)) if class != ColumnClass::Integer => BindValue::Text(Cow::Borrowed(s)),
+                (class, value) => values::to_sql(class, value)
+                    .map_err(|m| RowError {
+                        id: Some(record.id.clone()),
+                        message: format!("field `{key}`: {m}"),
+                        hint: None,
+                    })?
+                    .into(),
+            };
             row.columns.push(index);
             row.values.push(v);
         }
@@ -100,7 +147,7 @@ impl<'a> Columns<'a> {
     }
 
     /// The row of one chunk line (`{"deleted":..,"modified_at":..,"record":{"fields":{..},..}}`).
-    pub fn from_line(&self, line: &[u8]) -> Result<SqlRow, RowError> {
+    pub fn from_line<'l>(&self, line: &'l [u8]) -> Result<SqlRow<'l>, RowError> {
         self.read_line(line).map_err(|mut e| {
             // Name the record when the line is readable at all.
             if e.id.is_none() {
@@ -112,7 +159,7 @@ impl<'a> Columns<'a> {
         })
     }
 
-    fn read_line(&self, line: &[u8]) -> Result<SqlRow, RowError> {
+    fn read_line<'l>(&self, line: &'l [u8]) -> Result<SqlRow<'l>, RowError> {
         const FIELDS: &[u8] = b",\"record\":{\"fields\":{";
         let bad = |message: &str| RowError {
             id: None,
@@ -122,7 +169,7 @@ impl<'a> Columns<'a> {
         let text = std::str::from_utf8(line).map_err(|_| bad("not UTF-8"))?;
         let start = memchr::memmem::find(line, FIELDS).ok_or_else(|| bad("no record fields"))? + FIELDS.len();
         let mut row = SqlRow {
-            id: String::new(),
+            id: Cow::Borrowed(""),
             columns: Vec::with_capacity(self.sorted.len()),
             values: Vec::with_capacity(self.sorted.len()),
         };
@@ -131,12 +178,13 @@ impl<'a> Columns<'a> {
             loop {
                 let key_end = skip_string(line, at).ok_or_else(|| bad("truncated field name"))?;
                 let key = json_string(&text[at..key_end]).ok_or_else(|| bad("bad field name"))?;
+                let key = &*key;
                 if line.get(key_end) != Some(&b':') {
                     return Err(bad("no `:` after a field name"));
                 }
                 let value_start = key_end + 1;
                 let value_end = skip_value(line, value_start).ok_or_else(|| bad("truncated value"))?;
-                let index = self.index(&key).ok_or_else(|| self.unknown(&key, None))?;
+                let index = self.index(key).ok_or_else(|| self.unknown(key, None))?;
                 let value = sql_value(self.class(index), &text[value_start..value_end]).map_err(|m| RowError {
                     id: None,
                     message: format!("field `{key}`: {m}"),
@@ -182,64 +230,42 @@ fn skip_string(bytes: &[u8], at: usize) -> Option<usize> {
 }
 
 /// The text of a JSON string literal.
-fn json_string(raw: &str) -> Option<String> {
+fn json_string(raw: &str) -> Option<Cow<'_, str>> {
     let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
     if inner.contains('\\') {
-        serde_json::from_str(raw).ok()
+        serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
     } else {
-        Some(inner.to_string())
+        Some(Cow::Borrowed(inner))
     }
 }
 
 /// A field's canonical JSON as SQL writes it into a column of `class` (as [`values::to_sql`]).
-fn sql_value(class: ColumnClass, raw: &str) -> Result<SqlValue, String> {
+fn sql_value(class: ColumnClass, raw: &str) -> Result<BindValue<'_>, String> {
     match raw.as_bytes().first() {
-        _ if raw == "null" => return Ok(SqlValue::Null),
-        _ if raw == "true" => return Ok(SqlValue::Integer(1)),
-        _ if raw == "false" => return Ok(SqlValue::Integer(0)),
+        _ if raw == "null" => return Ok(BindValue::Null),
+        _ if raw == "true" => return Ok(BindValue::Integer(1)),
+        _ if raw == "false" => return Ok(BindValue::Integer(0)),
         Some(b'-' | b'0'..=b'9') => {
             if let Ok(i) = raw.parse::<i64>() {
-                return Ok(SqlValue::Integer(i));
+                return Ok(BindValue::Integer(i));
             }
         }
         Some(b'"') if !raw.contains('\\') => {
             let s = &raw[1..raw.len() - 1];
             return Ok(match class {
-                ColumnClass::Integer => s.parse().map(SqlValue::Integer).unwrap_or_else(|_| SqlValue::Text(s.to_string())),
-                _ => SqlValue::Text(s.to_string()),
+                ColumnClass::Integer => s.parse().map(BindValue::Integer).unwrap_or(BindValue::Text(Cow::Borrowed(s))),
+                _ => BindValue::Text(Cow::Borrowed(s)),
             });
         }
         _ => {}
     }
     let value: Value = serde_json::from_str(raw).map_err(|e| e.to_string())?;
-    values::to_sql(class, &value)
+    values::to_sql(class, &value).map(BindValue::from)
 }
 
-/// One multi-row `INSERT ... ON CONFLICT DO UPDATE` for the next rows that set the same columns
-/// (at most `max_values` values); `None` when `rows` is exhausted.
-pub fn upsert_statement<'q, I>(
-    map: &TableMap,
-    rows: &mut Peekable<I>,
-    max_values: usize,
-) -> Result<Option<(SqliteQuery<'q>, usize)>, RowError>
-where
-    I: Iterator<Item = Result<SqlRow, RowError>>,
-{
-    let first = match rows.next() {
-        None => return Ok(None),
-        Some(row) => row?,
-    };
-    let rows_per_statement = (max_values / first.columns.len().max(1)).max(1);
-    let mut batch = vec![first];
-    while batch.len() < rows_per_statement {
-        match rows.peek() {
-            Some(Ok(next)) if next.columns == batch[0].columns => batch.push(rows.next().expect("peeked")?),
-            Some(Err(_)) => return Err(rows.next().expect("peeked").expect_err("peeked an error")),
-            _ => break,
-        }
-    }
-    let cols: Vec<String> = batch[0].columns.iter().map(|&i| quote(&map.columns[i].name)).collect();
-    let placeholders = format!("({})", vec!["?"; cols.len()].join(", "));
+/// The single-row `INSERT ... ON CONFLICT DO UPDATE` for rows that set `columns`.
+pub fn upsert_sql(map: &TableMap, columns: &[usize]) -> String {
+    let cols: Vec<String> = columns.iter().map(|&i| quote(&map.columns[i].name)).collect();
     let id = quote(&map.id);
     let updates: Vec<String> = cols.iter().filter(|c| **c != id).map(|c| format!("{c} = excluded.{c}")).collect();
     let conflict = if updates.is_empty() {
@@ -247,20 +273,13 @@ where
     } else {
         format!("DO UPDATE SET {}", updates.join(", "))
     };
-    let sql = format!(
-        "INSERT INTO {} ({}) VALUES {} ON CONFLICT({id}) {conflict}",
+    let placeholders: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    format!(
+        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT({id}) {conflict}",
         quote(&map.table),
         cols.join(", "),
-        vec![placeholders; batch.len()].join(", "),
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    let count = batch.len();
-    for row in batch {
-        for value in row.values {
-            query = bind_value(query, value);
-        }
-    }
-    Ok(Some((query, count)))
+        placeholders.join(", "),
+    )
 }
 
 /// The rows of records (a named iterator: the connector's futures must be `Send`, which
@@ -270,8 +289,8 @@ pub struct RecordRows<'a> {
     pub records: std::slice::Iter<'a, Record>,
 }
 
-impl Iterator for RecordRows<'_> {
-    type Item = Result<SqlRow, RowError>;
+impl<'a> Iterator for RecordRows<'a> {
+    type Item = Result<SqlRow<'a>, RowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         self.records.next().map(|r| self.columns.from_record(r))
@@ -284,8 +303,8 @@ pub struct LineRows<'a> {
     pub lines: &'a [u8],
 }
 
-impl Iterator for LineRows<'_> {
-    type Item = Result<SqlRow, RowError>;
+impl<'a> Iterator for LineRows<'a> {
+    type Item = Result<SqlRow<'a>, RowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {

@@ -54,6 +54,8 @@ pub fn parent_first(objects: &[String], manifest: &Manifest, order: Option<&Vec<
     out
 }
 
+static T_APPLY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static T_CKPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 async fn checkpoint(ctx: &Context, key: &str, value: String) {
     let step = ctx.step.load(std::sync::atomic::Ordering::Relaxed);
     if let Err(e) = ctx.journal.checkpoint(&ctx.run_id, step, key, &value).await {
@@ -88,6 +90,7 @@ async fn upsert(
     let mut next = (!chunks.is_empty()).then(|| decode(0));
     for index in 0..chunks.len() {
         let Some(pending) = next.take() else { break };
+        let t0 = std::time::Instant::now();
         let (lines, _) = pending.await.map_err(|e| EngineError::Internal(e.to_string()))??;
         if index + 1 < chunks.len() {
             next = Some(decode(index + 1));
@@ -105,7 +108,10 @@ async fn upsert(
             }
             let (part, tail) = rest.split_at(end);
             rest = tail;
+            let t1 = std::time::Instant::now();
             let done = connector.apply_lines(object, part).await?.written;
+            T_APPLY.fetch_add(t1.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+            let t2 = std::time::Instant::now();
             written += done;
             batches += 1;
             bar.inc(done);
@@ -115,8 +121,11 @@ async fn upsert(
                 format!("{written} records in {batches} batches"),
             )
             .await;
+            T_CKPT.fetch_add(t2.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
         }
+        let _ = t0;
     }
+    tracing::debug!(apply_ms = T_APPLY.load(std::sync::atomic::Ordering::Relaxed) / 1000, ckpt_ms = T_CKPT.load(std::sync::atomic::Ordering::Relaxed) / 1000, "restore: upsert timings");
     bar.finish();
     Ok(written)
 }
