@@ -455,3 +455,68 @@ async fn sqlite_apply_lines_equals_apply() {
         "a refused batch writes nothing"
     );
 }
+
+/// SQLite: reading chosen ids gives exactly those records' lines and hashes from a full export,
+/// and leaves out ids the table does not hold.
+#[tokio::test]
+async fn sqlite_export_ids_equals_the_full_export() {
+    let s = odd_crm().await;
+    let odd = connector(s.dir.path(), "odd").await;
+    let mut pages = odd.export_encoded("odd", None);
+    let mut full = BTreeMap::new();
+    while let Some(page) = pages.next().await {
+        let page = page.unwrap();
+        let lines: Vec<&[u8]> = page.lines.split(|b| *b == b'\n').collect();
+        for (i, (id, row)) in page.iter().enumerate() {
+            full.insert(id.to_string(), (row.hash, lines[i].to_vec()));
+        }
+    }
+    let mut wanted: Vec<String> = full.keys().step_by(7).cloned().collect();
+    wanted.push("no-such-id".into());
+    let mut got = BTreeMap::new();
+    let mut pages = odd.export_ids("odd", wanted.clone());
+    while let Some(page) = pages.next().await {
+        let page = page.unwrap();
+        let lines: Vec<&[u8]> = page.lines.split(|b| *b == b'\n').collect();
+        for (i, (id, row)) in page.iter().enumerate() {
+            got.insert(id.to_string(), (row.hash, lines[i].to_vec()));
+        }
+    }
+    let expected: BTreeMap<String, _> = wanted.iter().filter_map(|id| full.get(id).map(|v| (id.clone(), v.clone()))).collect();
+    assert_eq!(expected.len(), wanted.len() - 1);
+    assert_eq!(got, expected);
+}
+
+/// SQLite: the outside-writes mark stays the same across the connector's own writes and changes
+/// when anyone else commits.
+#[tokio::test]
+async fn sqlite_mark_sees_only_outside_writes() {
+    let s = common::Sandbox::init(50);
+    let legacy = connector(s.dir.path(), "legacy").await;
+    let before = legacy.outside_writes_mark().await.expect("sqlite can tell");
+    let records = all(legacy.as_ref(), "contacts").await;
+    legacy.apply("contacts", &records[..5], ApplyMode::Upsert).await.unwrap();
+    legacy.delete("contacts", &[records[6].id.clone()]).await.unwrap();
+    assert_eq!(legacy.outside_writes_mark().await, Some(before), "own writes");
+    s.write_as_tool("legacy", &["UPDATE contacts SET notes = 'outside' WHERE id = 1"]).await;
+    assert_ne!(legacy.outside_writes_mark().await, Some(before), "another connection's commit");
+}
+
+/// SQLite: a batch whose records refer to a parent row that does not exist is refused whole,
+/// naming the record, the column and the parent table.
+#[tokio::test]
+async fn sqlite_apply_refuses_missing_parents() {
+    let s = common::Sandbox::init(50);
+    let legacy = connector(s.dir.path(), "legacy").await;
+    let mut records = all(legacy.as_ref(), "contacts").await;
+    let before = legacy.count("contacts").await.unwrap();
+    let mut orphan = records.pop().unwrap();
+    orphan.id = "777777".into();
+    orphan.fields.insert("id".into(), serde_json::json!(777777));
+    orphan.fields.insert("company_id".into(), serde_json::json!(999999));
+    let batch = vec![records[0].clone(), orphan];
+    let err = legacy.apply("contacts", &batch, ApplyMode::Upsert).await.unwrap_err().to_string();
+    assert!(err.contains("FOREIGN KEY"), "{err}");
+    assert!(err.contains("`777777`") && err.contains("company_id") && err.contains("companies"), "{err}");
+    assert_eq!(legacy.count("contacts").await.unwrap(), before, "nothing of the batch was written");
+}

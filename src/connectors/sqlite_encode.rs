@@ -1,11 +1,11 @@
-//! Chunk lines straight from SQLite's rows: the `sqlite` connector reads each row as a
-//! `json_array` of its columns, and this writes the row's canonical bytes and chunk line from
-//! that text without building a [`Record`](crate::record::Record).
+//! Chunk lines straight from SQLite's rows: the `sqlite` connector reads each row's typed column
+//! values through SQLite's own API, and this writes the row's canonical bytes and chunk line
+//! from them without building a [`Record`](crate::record::Record).
 //!
 //! The normalisation is the record path's ([`super::sqlite`]'s `decode_row` and
-//! [`super::values`]): values that are already canonical (integers, strings without escapes,
-//! RFC 3339 UTC timestamps) are copied; anything else takes the record path's code for that one
-//! value. The tests hold both paths byte-equal on every kind of value.
+//! [`super::values`]), which reads rows as `json_array` text through sqlx: a different way in,
+//! so the tests that hold both paths byte-equal on every kind of value check one against the
+//! other.
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
 use super::EncodedPage;
-use super::sqlite::{Reals, TableMap, decode_value};
+use super::sqlite::TableMap;
 use super::values::{self, ColumnClass};
 use crate::digest::sha256;
 use crate::record::{format_time, parse_time, write_json_str};
@@ -27,7 +27,6 @@ pub struct RowEncoder {
     modified: Option<usize>,
     /// `,"object":"<object>"}`: what follows the id in the canonical bytes.
     tail: Vec<u8>,
-    spans: Vec<(usize, usize)>,
     canonical: Vec<u8>,
 }
 
@@ -58,41 +57,8 @@ impl RowEncoder {
             id,
             modified,
             tail,
-            spans: Vec::new(),
             canonical: Vec::with_capacity(512),
         })
-    }
-
-    /// Appends the chunk line of one row (`text` is its `json_array`) to `page`.
-    pub fn encode(&mut self, text: &str, reals: &Reals, page: &mut EncodedPage) -> Result<(), String> {
-        let bytes = text.as_bytes();
-        let mut spans = std::mem::take(&mut self.spans);
-        spans.clear();
-        if bytes.first() != Some(&b'[') {
-            return Err("cannot read a row: not a JSON array".into());
-        }
-        let mut at = 1;
-        if bytes.get(1) != Some(&b']') {
-            loop {
-                let end = skip_value(bytes, at).ok_or("cannot read a row: truncated value")?;
-                spans.push((at, end));
-                match bytes.get(end) {
-                    Some(b',') => at = end + 1,
-                    Some(b']') => break,
-                    _ => return Err("cannot read a row: malformed array".into()),
-                }
-            }
-        }
-        let done = if spans.len() != self.map.columns.len() {
-            Err(format!("row has {} values for {} columns", spans.len(), self.map.columns.len()))
-        } else {
-            self.encode_with(page, |column, index, out| {
-                let (start, end) = spans[index];
-                write_value(column, index, &text[start..end], reals, out)
-            })
-        };
-        self.spans = spans;
-        done
     }
 
     /// Appends the chunk line of one row read typed by SQLite's own API (`row` holds the
@@ -218,64 +184,6 @@ pub(crate) fn skip_value(bytes: &[u8], at: usize) -> Option<usize> {
     }
 }
 
-/// Appends the canonical form of one column value (`raw` is SQLite's JSON for it).
-fn write_value(column: &super::sqlite::Column, index: usize, raw: &str, reals: &Reals, out: &mut Vec<u8>) -> Result<(), String> {
-    let bytes = raw.as_bytes();
-    match bytes.first() {
-        _ if raw == "null" => {
-            out.extend_from_slice(b"null");
-            return Ok(());
-        }
-        Some(b'-' | b'0'..=b'9') if canonical_integer(bytes) => {
-            if let Ok(v) = raw.parse::<i64>() {
-                match column.class {
-                    ColumnClass::Boolean => out.extend_from_slice(if v != 0 { b"true" } else { b"false" }),
-                    ColumnClass::Decimal => {
-                        out.push(b'"');
-                        out.extend_from_slice(bytes);
-                        out.push(b'"');
-                    }
-                    _ => out.extend_from_slice(bytes),
-                }
-                return Ok(());
-            }
-        }
-        Some(b'"') => {
-            let content = &raw[1..raw.len() - 1];
-            if !content.contains('\\') && !crate::record::needs_escape(content.as_bytes()) {
-                let copy = column.class != ColumnClass::Timestamp || fast_time(content).is_some();
-                if copy {
-                    out.extend_from_slice(bytes);
-                } else {
-                    match parse_time(content) {
-                        Some(t) => write_json_str(out, &format_time(&t)),
-                        None => out.extend_from_slice(bytes),
-                    }
-                }
-                return Ok(());
-            }
-        }
-        _ => {}
-    }
-    // Everything else (escaped strings, reals, blobs): the record path, for this value only.
-    let value: Value = serde_json::from_str(raw).map_err(|e| format!("cannot read a row: {e}"))?;
-    match decode_value(column, index, value, reals)? {
-        Value::String(s) => write_json_str(out, &s),
-        // Writing a `Value` into a Vec cannot fail.
-        other => serde_json::to_writer(&mut *out, &other).expect("in-memory JSON write"),
-    }
-    Ok(())
-}
-
-/// Digits as Rust prints an `i64`: an optional minus, no plus, no leading zeros, no `-0`.
-fn canonical_integer(bytes: &[u8]) -> bool {
-    let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
-    !digits.is_empty()
-        && digits.iter().all(u8::is_ascii_digit)
-        && (digits.len() == 1 || digits[0] != b'0')
-        && !(bytes[0] == b'-' && digits == b"0")
-}
-
 /// The record id from the canonical bytes of the id field, as `Record::from_fields` takes it.
 fn id_text(value: &[u8]) -> Option<String> {
     match value.first()? {
@@ -358,20 +266,5 @@ mod tests {
             vec!["1", r#""a\"b,c""#, r#"{"$s":[1,2,0]}"#, "null", "-3", "[1,[2,3]]", r#""x""#]
         );
         assert_eq!(skip_value(br#"["abc"#, 1), None);
-    }
-
-    #[test]
-    fn integers_are_copied_only_when_canonical() {
-        for (raw, ok) in [
-            ("0", true),
-            ("-1", true),
-            ("120", true),
-            ("-0", false),
-            ("007", false),
-            ("+1", false),
-            ("", false),
-        ] {
-            assert_eq!(canonical_integer(raw.as_bytes()), ok, "{raw}");
-        }
     }
 }

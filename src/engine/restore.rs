@@ -6,7 +6,7 @@
 //! parents. Each batch is one transaction and is checkpointed in the journal. The proof is a
 //! re-export of the destination whose digest must equal the snapshot's.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::json;
 
@@ -14,11 +14,18 @@ use super::verify::{compare_live, describe_diffs, live_pairs};
 use super::{Context, EngineError, StepOutcome};
 use crate::connectors::Connector;
 use crate::diff::{RecordDiff, diff};
+use crate::digest::Hash32;
 use crate::playbook::model::RestoreArgs;
 use crate::store::manifest::Manifest;
 
 /// Records per write batch unless the step says otherwise.
 pub const DEFAULT_BATCH: usize = 1000;
+
+/// A restore that writes at most this many records of an object, or at most one in
+/// `REREAD_FRACTION` of them, may prove its result by re-reading what it wrote (see
+/// [`reread_proof`]); beyond that, re-exporting the whole object is as cheap.
+const REREAD_AT_MOST: usize = 10_000;
+const REREAD_FRACTION: usize = 4;
 
 /// Orders objects parents first: the playbook's `order:` wins; otherwise the snapshot schema's
 /// foreign keys (an object whose table references another's comes after it); ties keep name order.
@@ -54,8 +61,6 @@ pub fn parent_first(objects: &[String], manifest: &Manifest, order: Option<&Vec<
     out
 }
 
-static T_APPLY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-static T_CKPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 async fn checkpoint(ctx: &Context, key: &str, value: String) {
     let step = ctx.step.load(std::sync::atomic::Ordering::Relaxed);
     if let Err(e) = ctx.journal.checkpoint(&ctx.run_id, step, key, &value).await {
@@ -63,7 +68,12 @@ async fn checkpoint(ctx: &Context, key: &str, value: String) {
     }
 }
 
-/// Upserts the snapshot's version of `ids` into `object`, in batches.
+/// Chunks decoded at once ahead of the writes (a restore with few differences is a pass over
+/// every chunk, and decoding is most of it).
+const DECODE_AHEAD: usize = 2;
+
+/// Upserts the snapshot's version of `ids` into `object`, in batches of `batch` records (a batch
+/// may span chunks), chunk by chunk: memory holds the chunks being decoded and one batch.
 async fn upsert(
     ctx: &Context,
     connector: &dyn Connector,
@@ -72,60 +82,69 @@ async fn upsert(
     wanted: HashSet<String>,
     batch: usize,
 ) -> Result<u64, EngineError> {
+    use futures::StreamExt;
     if wanted.is_empty() {
         return Ok(0);
     }
-    // Chunk by chunk, decoding the next chunk while this one is written: memory holds one chunk.
     let total = wanted.len() as u64;
     let wanted = std::sync::Arc::new(wanted);
     let chunks = manifest.objects.get(object).map(|o| o.chunks.clone()).unwrap_or_default();
     let name: std::sync::Arc<str> = object.into();
-    let decode = |index: usize| {
-        let (store, chunk, wanted, name) = (ctx.store.clone(), chunks[index].clone(), wanted.clone(), name.clone());
-        tokio::task::spawn_blocking(move || store.chunk_matching_lines(&chunk, &name, &wanted))
-    };
+    let mut decoded = futures::stream::iter(chunks)
+        .map(|chunk| {
+            let (store, wanted, name) = (ctx.store.clone(), wanted.clone(), name.clone());
+            tokio::task::spawn_blocking(move || store.chunk_matching_lines(&chunk, &name, &wanted))
+        })
+        .buffered(DECODE_AHEAD);
     let bar = ctx.progress.bar(&format!("restore {object}"), Some(total));
-    let mut written = 0;
-    let mut batches = 0;
-    let mut next = (!chunks.is_empty()).then(|| decode(0));
-    for index in 0..chunks.len() {
-        let Some(pending) = next.take() else { break };
-        let t0 = std::time::Instant::now();
-        let (lines, _) = pending.await.map_err(|e| EngineError::Internal(e.to_string()))??;
-        if index + 1 < chunks.len() {
-            next = Some(decode(index + 1));
-        }
+    let (mut written, mut batches) = (0, 0);
+    let mut pending: Vec<u8> = Vec::new();
+    let mut pending_count = 0;
+    let mut flush = async |lines: &[u8]| -> Result<(), EngineError> {
+        let done = connector.apply_lines(object, lines).await?.written;
+        written += done;
+        batches += 1;
+        bar.inc(done);
+        checkpoint(
+            ctx,
+            &format!("{object}.upserted"),
+            format!("{written} records in {batches} batches"),
+        )
+        .await;
+        Ok(())
+    };
+    while let Some(next) = decoded.next().await {
+        let (lines, _) = next.map_err(|e| EngineError::Internal(e.to_string()))??;
         let mut rest: &[u8] = &lines;
         while !rest.is_empty() {
-            // The next `batch` lines.
+            // Up to the lines that complete the batch.
             let (mut end, mut count) = (rest.len(), 0);
             for newline in memchr::memchr_iter(b'\n', rest) {
                 count += 1;
-                if count == batch {
+                if pending_count + count == batch {
                     end = newline + 1;
                     break;
                 }
             }
             let (part, tail) = rest.split_at(end);
             rest = tail;
-            let t1 = std::time::Instant::now();
-            let done = connector.apply_lines(object, part).await?.written;
-            T_APPLY.fetch_add(t1.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
-            let t2 = std::time::Instant::now();
-            written += done;
-            batches += 1;
-            bar.inc(done);
-            checkpoint(
-                ctx,
-                &format!("{object}.upserted"),
-                format!("{written} records in {batches} batches"),
-            )
-            .await;
-            T_CKPT.fetch_add(t2.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+            if pending_count + count < batch {
+                pending.extend_from_slice(part);
+                pending_count += count;
+            } else if pending.is_empty() {
+                flush(part).await?;
+            } else {
+                pending.extend_from_slice(part);
+                flush(&pending).await?;
+                pending.clear();
+                pending_count = 0;
+            }
         }
-        let _ = t0;
     }
-    tracing::debug!(apply_ms = T_APPLY.load(std::sync::atomic::Ordering::Relaxed) / 1000, ckpt_ms = T_CKPT.load(std::sync::atomic::Ordering::Relaxed) / 1000, "restore: upsert timings");
+    if !pending.is_empty() {
+        flush(&pending).await?;
+    }
+    drop(flush);
     bar.finish();
     Ok(written)
 }
@@ -140,12 +159,52 @@ async fn delete(ctx: &Context, connector: &dyn Connector, object: &str, ids: &[S
     Ok(deleted)
 }
 
+/// The proof of a restore that wrote few records, when nothing but the restore wrote to the
+/// destination since its comparison (equal [`Connector::outside_writes_mark`]s): every record
+/// the comparison found equal is still equal, so re-reading the written ones — each must now
+/// have the snapshot's hash, and with `mode: replace` the removed ones must be gone — proves
+/// the destination equals the snapshot. Returns what still differs, as [`compare_live`] does.
+async fn reread_proof(
+    connector: &dyn Connector,
+    order: &[String],
+    touched: &BTreeMap<String, Vec<String>>,
+    expected: &BTreeMap<String, HashMap<String, Hash32>>,
+) -> Result<Vec<(String, RecordDiff)>, EngineError> {
+    use futures::StreamExt;
+    let mut out = Vec::new();
+    for object in order {
+        let (ids, wanted) = (&touched[object], &expected[object]);
+        let mut found: HashMap<String, Hash32> = HashMap::with_capacity(ids.len());
+        let mut pages = connector.export_ids(object, ids.clone());
+        while let Some(page) = pages.next().await {
+            for (id, row) in page?.iter() {
+                found.insert(id.to_string(), row.hash);
+            }
+        }
+        let mut d = RecordDiff::default();
+        for id in ids {
+            match (wanted.get(id), found.get(id)) {
+                (Some(want), Some(got)) if want == got => {}
+                (Some(_), Some(_)) => d.changed.push(id.clone()),
+                (Some(_), None) => d.deleted.push(id.clone()),
+                (None, Some(_)) => d.added.push(id.clone()),
+                (None, None) => {}
+            }
+        }
+        out.push((object.clone(), d));
+    }
+    Ok(out)
+}
+
 /// What a restore would do: the snapshot, the objects in parent-first order, and per object the
 /// records the destination lacks or holds differently (`deleted`/`changed`) or holds extra (`added`).
 pub struct RestorePlan {
     pub manifest: Manifest,
     pub order: Vec<String>,
     pub diffs: BTreeMap<String, RecordDiff>,
+    /// Per object whose differences are few enough to prove by re-reading them: the snapshot's
+    /// hash of every record the restore will write.
+    pub expected: BTreeMap<String, HashMap<String, Hash32>>,
     pub replace: bool,
     pub batch: usize,
 }
@@ -182,18 +241,34 @@ pub async fn plan(ctx: &Context, args: &RestoreArgs) -> Result<RestorePlan, Engi
     }
     let order = parent_first(&wanted, &manifest, args.order.as_ref());
     let mut diffs: BTreeMap<String, RecordDiff> = BTreeMap::new();
+    let mut expected = BTreeMap::new();
     for object in &order {
         let (store, m, o) = (ctx.store.clone(), manifest.clone(), object.clone());
-        let snapshot = tokio::task::spawn_blocking(move || store.object_pairs(&m, &o))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))??;
-        let live = live_pairs(connector.as_ref(), object).await?;
-        diffs.insert(object.clone(), diff(&snapshot, &live));
+        // The snapshot's index and the live records are read at the same time.
+        let snapshot = async {
+            tokio::task::spawn_blocking(move || store.object_pairs(&m, &o))
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))?
+                .map_err(EngineError::from)
+        };
+        let (snapshot, live) = futures::try_join!(snapshot, live_pairs(connector.as_ref(), object))?;
+        let d = diff(&snapshot, &live);
+        if d.total() <= REREAD_AT_MOST.max(snapshot.len() / REREAD_FRACTION) {
+            let ids: HashSet<&str> = d.changed.iter().chain(&d.deleted).map(String::as_str).collect();
+            let hashes: HashMap<String, Hash32> = snapshot
+                .pairs()
+                .filter(|(id, _)| ids.contains(id))
+                .map(|(id, hash)| (id.to_string(), hash))
+                .collect();
+            expected.insert(object.clone(), hashes);
+        }
+        diffs.insert(object.clone(), d);
     }
     Ok(RestorePlan {
         manifest,
         order,
         diffs,
+        expected,
         replace,
         batch,
     })
@@ -201,21 +276,34 @@ pub async fn plan(ctx: &Context, args: &RestoreArgs) -> Result<RestorePlan, Engi
 
 pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, EngineError> {
     let started = std::time::Instant::now();
+    // Taken before the differences are read: an equal mark after the writes proves that nobody
+    // else wrote in between.
+    let mark = ctx.connector(&args.to).await?.outside_writes_mark().await;
     let RestorePlan {
         manifest,
         order,
         mut diffs,
+        expected,
         replace,
         batch,
     } = plan(ctx, args).await?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "restore: differences computed");
     let connector = ctx.connector(&args.to).await?;
     let mut upserted = BTreeMap::new();
+    // The ids the restore writes, per object it can prove by re-reading them.
+    let mut touched: BTreeMap<String, Vec<String>> = BTreeMap::new();
     // (inserted, updated) per object; the id lists themselves move into the upsert.
     let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for object in &order {
         let d = diffs.get_mut(object).expect("planned object");
         counts.insert(object.clone(), (d.deleted.len(), d.changed.len()));
+        if expected.contains_key(object) {
+            let mut ids: Vec<String> = d.deleted.iter().chain(&d.changed).cloned().collect();
+            if replace {
+                ids.extend(d.added.iter().cloned());
+            }
+            touched.insert(object.clone(), ids);
+        }
         let ids: HashSet<String> = std::mem::take(&mut d.deleted)
             .into_iter()
             .chain(std::mem::take(&mut d.changed))
@@ -240,10 +328,19 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
     // Proof: the destination now equals the snapshot, object by object. When nothing had to be
     // written, the comparison that found no differences is that proof already.
     let wrote = upserted.values().sum::<u64>() + removed.values().sum::<u64>() > 0;
-    let after = if wrote {
-        compare_live(ctx, connector.as_ref(), &manifest, &order).await?
+    let unchanged_since_diff = mark.is_some() && connector.outside_writes_mark().await == mark;
+    let (after, proof) = if !wrote {
+        (order.iter().map(|o| (o.clone(), diffs[o].clone())).collect(), "no writes: the comparison found no differences")
+    } else if unchanged_since_diff && touched.len() == order.len() {
+        (
+            reread_proof(connector.as_ref(), &order, &touched, &expected).await?,
+            "re-read every written record; no other writes since the comparison",
+        )
     } else {
-        order.iter().map(|o| (o.clone(), diffs[o].clone())).collect()
+        (
+            compare_live(ctx, connector.as_ref(), &manifest, &order).await?,
+            "re-exported the destination",
+        )
     };
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "restore: proof done");
     let remaining: Vec<(String, RecordDiff)> = after
@@ -284,6 +381,7 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
             "snapshot": manifest.id,
             "root_digest": manifest.root_digest,
             "mode": if replace { "replace" } else { "upsert" },
+            "proof": proof,
             "order": order,
             "objects": order.iter().map(|o| (o.clone(), json!({
                 "inserted": counts[o].0,
