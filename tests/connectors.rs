@@ -482,7 +482,10 @@ async fn sqlite_export_ids_equals_the_full_export() {
             got.insert(id.to_string(), (row.hash, lines[i].to_vec()));
         }
     }
-    let expected: BTreeMap<String, _> = wanted.iter().filter_map(|id| full.get(id).map(|v| (id.clone(), v.clone()))).collect();
+    let expected: BTreeMap<String, _> = wanted
+        .iter()
+        .filter_map(|id| full.get(id).map(|v| (id.clone(), v.clone())))
+        .collect();
     assert_eq!(expected.len(), wanted.len() - 1);
     assert_eq!(got, expected);
 }
@@ -498,7 +501,8 @@ async fn sqlite_mark_sees_only_outside_writes() {
     legacy.apply("contacts", &records[..5], ApplyMode::Upsert).await.unwrap();
     legacy.delete("contacts", &[records[6].id.clone()]).await.unwrap();
     assert_eq!(legacy.outside_writes_mark().await, Some(before), "own writes");
-    s.write_as_tool("legacy", &["UPDATE contacts SET notes = 'outside' WHERE id = 1"]).await;
+    s.write_as_tool("legacy", &["UPDATE contacts SET notes = 'outside' WHERE id = 1"])
+        .await;
     assert_ne!(legacy.outside_writes_mark().await, Some(before), "another connection's commit");
 }
 
@@ -517,6 +521,9 @@ async fn sqlite_apply_refuses_missing_parents() {
     let batch = vec![records[0].clone(), orphan];
     let err = legacy.apply("contacts", &batch, ApplyMode::Upsert).await.unwrap_err().to_string();
     assert!(err.contains("FOREIGN KEY"), "{err}");
-    assert!(err.contains("`777777`") && err.contains("company_id") && err.contains("companies"), "{err}");
+    assert!(
+        err.contains("`777777`") && err.contains("company_id") && err.contains("companies"),
+        "{err}"
+    );
     assert_eq!(legacy.count("contacts").await.unwrap(), before, "nothing of the batch was written");
 }

@@ -58,6 +58,9 @@ pub struct TableMap {
 #[derive(Clone, Debug)]
 pub struct KeyCheck {
     pub columns: Vec<usize>,
+    /// One column referring to the parent's rowid: integer values can be checked against the
+    /// parent's rowids held in memory.
+    pub to_rowid: bool,
     pub parent: String,
     pub missing_sql: String,
 }
@@ -153,13 +156,10 @@ impl SqliteConnector {
             }
             let mut foreign_keys = Vec::new();
             for (parent, columns) in keys.into_values() {
-                let parent_key = primary_key(&pool, &parent).await.map_err(|e| sql_error(name, e))?;
-                foreign_keys.push(ForeignKey::new(parent, columns, &parent_key));
+                let (parent_key, rowid) = primary_key(&pool, &parent).await.map_err(|e| sql_error(name, e))?;
+                foreign_keys.push(ForeignKey::new(parent, columns, &parent_key, rowid));
             }
-            let key_checks = foreign_keys
-                .iter()
-                .filter_map(|key| key.check(&columns))
-                .collect();
+            let key_checks = foreign_keys.iter().filter_map(|key| key.check(&columns)).collect();
             let map = TableMap {
                 key_checks,
                 self_referencing,
@@ -264,13 +264,15 @@ impl SqliteConnector {
 struct ForeignKey {
     parent: String,
     columns: Vec<(String, String)>,
+    /// The key is one column that refers to the parent's rowid.
+    to_rowid: bool,
 }
 
 impl ForeignKey {
     /// A key whose parent columns are not named refers to the parent's primary key (its rowid
     /// when it has none).
-    fn new(parent: String, columns: Vec<(String, Option<String>)>, parent_key: &[String]) -> ForeignKey {
-        let columns = columns
+    fn new(parent: String, columns: Vec<(String, Option<String>)>, parent_key: &[String], rowid_key: bool) -> ForeignKey {
+        let columns: Vec<(String, String)> = columns
             .into_iter()
             .enumerate()
             .map(|(i, (from, to))| {
@@ -278,7 +280,8 @@ impl ForeignKey {
                 (from, to)
             })
             .collect();
-        ForeignKey { parent, columns }
+        let to_rowid = matches!(columns.as_slice(), [(_, to)] if to == "rowid" || (rowid_key && parent_key.first() == Some(to)));
+        ForeignKey { parent, columns, to_rowid }
     }
 
     /// The check of this key (see [`KeyCheck`]); `None` when a column is not in the table.
@@ -299,6 +302,7 @@ impl ForeignKey {
         };
         Some(KeyCheck {
             columns,
+            to_rowid: self.to_rowid,
             parent: self.parent.clone(),
             missing_sql: format!(
                 "SELECT k.value FROM json_each(?1) AS k WHERE NOT EXISTS (SELECT 1 FROM {} AS p WHERE {})",
@@ -309,18 +313,20 @@ impl ForeignKey {
     }
 }
 
-/// The primary-key columns of `table`, in key order.
-async fn primary_key(pool: &SqlitePool, table: &str) -> Result<Vec<String>, sqlx::Error> {
+/// The primary-key columns of `table`, in key order, and whether the key is the table's rowid
+/// (one `INTEGER PRIMARY KEY` column).
+async fn primary_key(pool: &SqlitePool, table: &str) -> Result<(Vec<String>, bool), sqlx::Error> {
     let rows = sqlx::query(AssertSqlSafe(format!("PRAGMA table_info({})", quote(table))))
         .fetch_all(pool)
         .await?;
-    let mut key: Vec<(i64, String)> = rows
+    let mut key: Vec<(i64, String, String)> = rows
         .iter()
-        .map(|r| (r.get::<i64, _>("pk"), r.get::<String, _>("name")))
-        .filter(|(pk, _)| *pk > 0)
+        .map(|r| (r.get::<i64, _>("pk"), r.get::<String, _>("name"), r.get::<String, _>("type")))
+        .filter(|(pk, _, _)| *pk > 0)
         .collect();
     key.sort();
-    Ok(key.into_iter().map(|(_, name)| name).collect())
+    let rowid = matches!(key.as_slice(), [(_, _, declared)] if declared.eq_ignore_ascii_case("INTEGER"));
+    Ok((key.into_iter().map(|(_, name, _)| name).collect(), rowid))
 }
 
 /// The expression that selects one column into the row's `json_array`, so that every value

@@ -15,6 +15,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
 use tokio::sync::mpsc::Sender;
 
+use super::sqlite::KeyCheck;
 use super::sqlite::{TableMap, quote};
 use super::sqlite_encode::RowEncoder;
 use super::sqlite_freeze::BYPASS;
@@ -46,7 +47,54 @@ pub struct Native {
     name: String,
     path: PathBuf,
     read_only: bool,
-    writer: Arc<Mutex<Option<Connection>>>,
+    writer: Arc<Mutex<Option<Writer>>>,
+}
+
+/// The tool's writer connection and what it knows of the parent tables.
+struct Writer {
+    conn: Connection,
+    parents: ParentRowids,
+}
+
+/// Parents with a rowid span up to this are held in memory to check foreign keys.
+const MAX_HELD_PARENTS: i64 = 2_000_000;
+
+/// The rowids of parent tables, so integer foreign keys are checked without a query per key.
+/// A table's set holds while nobody else has committed (`PRAGMA data_version`) and the writer
+/// has not written the table since (`generations`).
+#[derive(Default)]
+struct ParentRowids {
+    tables: std::collections::HashMap<String, (i64, u64, Option<std::collections::HashSet<i64>>)>,
+    generations: std::collections::HashMap<String, u64>,
+}
+
+impl ParentRowids {
+    /// The rowids of `parent` now, or `None` when the table is too large to hold.
+    fn get(&mut self, tx: &Transaction<'_>, parent: &str) -> rusqlite::Result<Option<&std::collections::HashSet<i64>>> {
+        let key = parent.to_lowercase();
+        let version: i64 = tx.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        let generation = self.generations.get(&key).copied().unwrap_or(0);
+        let fresh = matches!(self.tables.get(&key), Some((v, g, _)) if *v == version && *g == generation);
+        if !fresh {
+            let sql = format!("SELECT min(rowid), max(rowid) FROM {}", quote(parent));
+            let (lo, hi): (Option<i64>, Option<i64>) = tx.query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let rowids = match (lo, hi) {
+                (Some(lo), Some(hi)) if hi.saturating_sub(lo) > MAX_HELD_PARENTS => None,
+                _ => {
+                    let mut statement = tx.prepare(&format!("SELECT rowid FROM {}", quote(parent)))?;
+                    let rows = statement.query_map([], |r| r.get::<_, i64>(0))?;
+                    Some(rows.collect::<rusqlite::Result<_>>()?)
+                }
+            };
+            self.tables.insert(key.clone(), (version, generation, rowids));
+        }
+        Ok(self.tables[&key].2.as_ref())
+    }
+
+    /// The writer wrote to `table`: a held set of its rowids is out of date.
+    fn wrote(&mut self, table: &str) {
+        *self.generations.entry(table.to_lowercase()).or_default() += 1;
+    }
 }
 
 pub fn sqlite_error(connector: &str, e: rusqlite::Error) -> ConnectorError {
@@ -106,9 +154,8 @@ fn encode_rows(
 }
 
 fn new_encoder(name: &str, map: &Arc<TableMap>) -> Result<RowEncoder, ConnectorError> {
-    RowEncoder::new(map.clone()).ok_or_else(|| {
-        ConnectorError::new(name, format!("table `{}` has no id column `{}`", map.table, map.id)).object(&map.object)
-    })
+    RowEncoder::new(map.clone())
+        .ok_or_else(|| ConnectorError::new(name, format!("table `{}` has no id column `{}`", map.table, map.id)).object(&map.object))
 }
 
 fn empty_page() -> EncodedPage {
@@ -121,7 +168,14 @@ fn empty_page() -> EncodedPage {
 
 /// Scans the rows with rowid in `range` (and `since` on the modified column, if given) a page at
 /// a time by keyset on rowid; false when the receiver went away.
-fn scan_range(name: &str, conn: &Connection, map: &Arc<TableMap>, since: Option<&str>, range: (i64, i64), tx: &PageSender) -> Result<bool, ConnectorError> {
+fn scan_range(
+    name: &str,
+    conn: &Connection,
+    map: &Arc<TableMap>,
+    since: Option<&str>,
+    range: (i64, i64),
+    tx: &PageSender,
+) -> Result<bool, ConnectorError> {
     let err = |e: rusqlite::Error| sqlite_error(name, e).object(&map.object);
     let mut encoder = new_encoder(name, map)?;
     let filter = match (&map.modified, since) {
@@ -240,7 +294,7 @@ impl Native {
     /// Runs `work` on the writer connection (opened on first use), on a blocking thread.
     async fn with_writer<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&str, &mut Connection) -> Result<T, ConnectorError> + Send + 'static,
+        work: impl FnOnce(&str, &mut Writer) -> Result<T, ConnectorError> + Send + 'static,
     ) -> Result<T, ConnectorError> {
         let (name, path, read_only, writer) = (self.name.clone(), self.path.clone(), self.read_only, self.writer.clone());
         tokio::task::spawn_blocking(move || {
@@ -252,7 +306,10 @@ impl Native {
                         Ok(conn)
                     })
                     .map_err(|e| sqlite_error(&name, e))?;
-                *guard = Some(conn);
+                *guard = Some(Writer {
+                    conn,
+                    parents: ParentRowids::default(),
+                });
             }
             work(&name, guard.as_mut().expect("opened above"))
         })
@@ -263,8 +320,10 @@ impl Native {
     /// SQLite's `PRAGMA data_version` on the writer connection: it changes when another
     /// connection commits, and not for the writer's own commits.
     pub async fn data_version(&self) -> Result<i64, ConnectorError> {
-        self.with_writer(|name, conn| {
-            conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+        self.with_writer(|name, writer| {
+            writer
+                .conn
+                .query_row("PRAGMA data_version", [], |r| r.get(0))
                 .map_err(|e| sqlite_error(name, e))
         })
         .await
@@ -272,7 +331,8 @@ impl Native {
 
     /// Upserts `rows` in one transaction; returns how many.
     pub async fn upsert(&self, map: Arc<TableMap>, rows: Rows) -> Result<u64, ConnectorError> {
-        self.with_writer(move |name, conn| {
+        self.with_writer(move |name, writer| {
+            let Writer { conn, parents } = writer;
             let t0 = std::time::Instant::now();
             let object = map.object.clone();
             let err = |e: rusqlite::Error| sqlite_error(name, e).object(&object);
@@ -314,11 +374,18 @@ impl Native {
                 }
             }
             let tc = std::time::Instant::now();
-            references.check(name, &tx)?;
+            references.check(name, &tx, parents)?;
             let check_us = tc.elapsed().as_micros() as u64;
             let t1 = std::time::Instant::now();
             commit(tx, bypass).map_err(err)?;
-            tracing::trace!(exec_us = exec_ns / 1000, check_us, rows_us = (t1 - t0).as_micros() as u64, commit_us = t1.elapsed().as_micros() as u64, "upsert batch");
+            parents.wrote(&map.table);
+            tracing::trace!(
+                exec_us = exec_ns / 1000,
+                check_us,
+                rows_us = (t1 - t0).as_micros() as u64,
+                commit_us = t1.elapsed().as_micros() as u64,
+                "upsert batch"
+            );
             Ok(written)
         })
         .await
@@ -326,8 +393,10 @@ impl Native {
 
     /// Deletes the rows with `ids` in one transaction; returns how many were there.
     pub async fn delete(&self, map: Arc<TableMap>, ids: Vec<String>) -> Result<u64, ConnectorError> {
-        self.with_writer(move |name, conn| {
+        self.with_writer(move |name, writer| {
+            let Writer { conn, parents } = writer;
             let err = |e: rusqlite::Error| sqlite_error(name, e).object(&map.object);
+            parents.wrote(&map.table);
             let (tx, bypass) = begin(conn, true, map.self_referencing).map_err(err)?;
             let class = id_class(&map);
             let mut deleted = 0;
@@ -460,33 +529,37 @@ impl<'m> References<'m> {
     }
 
     /// Fails when a key refers to a parent row that does not exist, naming the records.
-    fn check(self, name: &str, tx: &Transaction<'_>) -> Result<(), ConnectorError> {
+    fn check(self, name: &str, tx: &Transaction<'_>, parents: &mut ParentRowids) -> Result<(), ConnectorError> {
         let map = self.map;
         let err = |e: rusqlite::Error| sqlite_error(name, e).object(&map.object);
         for (check, seen) in map.key_checks.iter().zip(self.keys) {
             if seen.is_empty() {
                 continue;
             }
-            let keys = format!("[{}]", seen.keys().cloned().collect::<Vec<_>>().join(","));
-            let mut statement = tx.prepare_cached(&check.missing_sql).map_err(err)?;
-            let missing: Vec<String> = statement
-                .query_map([keys], |r| {
-                    Ok(match r.get_ref(0)? {
-                        rusqlite::types::ValueRef::Integer(i) => i.to_string(),
-                        rusqlite::types::ValueRef::Real(f) => serde_json::Value::from(f).to_string(),
-                        rusqlite::types::ValueRef::Text(t) => match t.first() {
-                            Some(b'[') => String::from_utf8_lossy(t).into_owned(),
-                            _ => serde_json::Value::from(String::from_utf8_lossy(t).as_ref()).to_string(),
-                        },
-                        _ => String::new(),
-                    })
-                })
-                .map_err(err)?
-                .collect::<Result<_, _>>()
-                .map_err(err)?;
+            // Integer keys into another table's rowids are looked up in memory; the rest (and
+            // all keys of a table too large to hold, or of the table itself) by query.
+            let mut missing: Vec<String> = Vec::new();
+            let mut queried: Vec<&str> = seen.keys().map(String::as_str).collect();
+            if check.to_rowid && !check.parent.eq_ignore_ascii_case(&map.table) {
+                if let Some(rowids) = parents.get(tx, &check.parent).map_err(err)? {
+                    queried.retain(|key| match key.parse::<i64>() {
+                        Ok(rowid) => {
+                            if !rowids.contains(&rowid) {
+                                missing.push(key.to_string());
+                            }
+                            false
+                        }
+                        Err(_) => true,
+                    });
+                }
+            }
+            if !queried.is_empty() {
+                missing.extend(query_missing(name, tx, map, check, &queried)?);
+            }
             if missing.is_empty() {
                 continue;
             }
+            missing.sort();
             let records: Vec<&str> = missing.iter().take(5).filter_map(|k| seen.get(k).map(String::as_str)).collect();
             let columns: Vec<&str> = check.columns.iter().map(|&c| map.columns[c].name.as_str()).collect();
             return Err(ConnectorError::new(
@@ -505,6 +578,30 @@ impl<'m> References<'m> {
         }
         Ok(())
     }
+}
+
+/// The keys (JSON texts) among `keys` that no parent row of `check` holds.
+fn query_missing(name: &str, tx: &Transaction<'_>, map: &TableMap, check: &KeyCheck, keys: &[&str]) -> Result<Vec<String>, ConnectorError> {
+    use rusqlite::types::ValueRef;
+    let err = |e: rusqlite::Error| sqlite_error(name, e).object(&map.object);
+    let keys = format!("[{}]", keys.join(","));
+    let mut statement = tx.prepare_cached(&check.missing_sql).map_err(err)?;
+    let missing = statement
+        .query_map([keys], |r| {
+            Ok(match r.get_ref(0)? {
+                ValueRef::Integer(i) => i.to_string(),
+                ValueRef::Real(f) => serde_json::Value::from(f).to_string(),
+                ValueRef::Text(t) => match t.first() {
+                    Some(b'[') => String::from_utf8_lossy(t).into_owned(),
+                    _ => serde_json::Value::from(String::from_utf8_lossy(t).as_ref()).to_string(),
+                },
+                _ => String::new(),
+            })
+        })
+        .map_err(err)?
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    Ok(missing)
 }
 
 /// Closes the bypass (if opened) and commits.

@@ -330,7 +330,10 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
     let wrote = upserted.values().sum::<u64>() + removed.values().sum::<u64>() > 0;
     let unchanged_since_diff = mark.is_some() && connector.outside_writes_mark().await == mark;
     let (after, proof) = if !wrote {
-        (order.iter().map(|o| (o.clone(), diffs[o].clone())).collect(), "no writes: the comparison found no differences")
+        (
+            order.iter().map(|o| (o.clone(), diffs[o].clone())).collect(),
+            "no writes: the comparison found no differences",
+        )
     } else if unchanged_since_diff && touched.len() == order.len() {
         (
             reread_proof(connector.as_ref(), &order, &touched, &expected).await?,
