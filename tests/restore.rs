@@ -14,7 +14,11 @@ const PHASES: &str = "
 ";
 
 fn sandbox() -> Sandbox {
-    let s = Sandbox::init(300);
+    sandbox_of(300)
+}
+
+fn sandbox_of(records: u64) -> Sandbox {
+    let s = Sandbox::init(records);
     let text = s.read("rollback.yaml").replace("\nphases:\n", &format!("\nphases:{PHASES}"));
     s.write("rollback.yaml", &text);
     s.run(&["execute", "--phase", "backup"]).ok();
@@ -68,6 +72,9 @@ async fn replace_restores_exactly_the_snapshot() {
     // Only differences were written.
     assert_eq!(detail["objects"]["contacts"]["written"].as_u64().unwrap(), contacts_restored + 3);
 
+    // Few records were written and nothing else wrote: the proof re-read them.
+    assert!(detail["proof"].as_str().unwrap().starts_with("re-read"), "{}", detail["proof"]);
+
     // Batches were checkpointed in the journal.
     let journal = s.journal().await;
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM checkpoints WHERE key LIKE 'contacts.%'")
@@ -104,4 +111,18 @@ async fn upsert_never_deletes() {
     assert_eq!(v["objects"]["contacts"]["added"], serde_json::json!(["9001"]));
     assert_eq!(v["objects"]["contacts"]["changed"], serde_json::json!([]));
     assert_eq!(v["objects"]["companies"]["deleted"], serde_json::json!([]));
+}
+
+/// A restore that rewrites more than 10,000 records and a quarter of an object proves itself by
+/// re-exporting the destination.
+#[tokio::test]
+async fn large_restores_re_export_the_destination() {
+    let s = sandbox_of(12_000);
+    s.write_as_tool("legacy", &["DELETE FROM deals", "DELETE FROM contacts WHERE id > 20"])
+        .await;
+    s.run(&["execute", "--phase", "restore"]).ok();
+    let run = s.run(&["runs", "show", "latest", "--format", "json"]).ok();
+    let run: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(run["steps"][0]["detail"]["proof"], "re-exported the destination");
+    s.run(&["verify", "--connector", "legacy"]).ok();
 }

@@ -149,7 +149,9 @@ impl SqliteConnector {
                 .await
                 .map_err(|e| sql_error(name, e))?;
             let self_referencing = fks.iter().any(|r| r.get::<String, _>("table").eq_ignore_ascii_case(&table));
-            let mut keys: BTreeMap<i64, (String, Vec<(String, Option<String>)>)> = BTreeMap::new();
+            // Foreign key id → (parent table, (column, parent column) pairs).
+            type Keys = BTreeMap<i64, (String, Vec<(String, Option<String>)>)>;
+            let mut keys = Keys::new();
             for r in &fks {
                 let key = keys.entry(r.get("id")).or_insert_with(|| (r.get("table"), Vec::new()));
                 key.1.push((r.get("from"), r.get("to")));

@@ -340,7 +340,6 @@ impl Native {
             let (tx, bypass) = begin(conn, false, false).map_err(err)?;
             let mut written = 0u64;
             let mut references = References::new(&map);
-            let mut exec_ns = 0u64;
             {
                 let mut statements: Vec<(Vec<usize>, rusqlite::Statement<'_>)> = Vec::new();
                 let mut write = |row: Result<SqlRow<'_>, RowError>| -> Result<(), ConnectorError> {
@@ -357,9 +356,7 @@ impl Native {
                     for (i, value) in row.values.iter().enumerate() {
                         statement.raw_bind_parameter(i + 1, value).map_err(err)?;
                     }
-                    let te = std::time::Instant::now();
                     statement.raw_execute().map_err(|e| err(e).record(&row.id))?;
-                    exec_ns += te.elapsed().as_nanos() as u64;
                     references.add(&row);
                     written += 1;
                     Ok(())
@@ -380,7 +377,6 @@ impl Native {
             commit(tx, bypass).map_err(err)?;
             parents.wrote(&map.table);
             tracing::trace!(
-                exec_us = exec_ns / 1000,
                 check_us,
                 rows_us = (t1 - t0).as_micros() as u64,
                 commit_us = t1.elapsed().as_micros() as u64,
@@ -521,9 +517,7 @@ impl<'m> References<'m> {
                     1 => parts.pop().expect("one part").to_string(),
                     _ => serde_json::Value::Array(parts).to_string(),
                 };
-                if !seen.contains_key(&key) {
-                    seen.insert(key, row.id.to_string());
-                }
+                seen.entry(key).or_insert_with(|| row.id.to_string());
             }
         }
     }
@@ -540,18 +534,17 @@ impl<'m> References<'m> {
             // all keys of a table too large to hold, or of the table itself) by query.
             let mut missing: Vec<String> = Vec::new();
             let mut queried: Vec<&str> = seen.keys().map(String::as_str).collect();
-            if check.to_rowid && !check.parent.eq_ignore_ascii_case(&map.table) {
-                if let Some(rowids) = parents.get(tx, &check.parent).map_err(err)? {
-                    queried.retain(|key| match key.parse::<i64>() {
-                        Ok(rowid) => {
-                            if !rowids.contains(&rowid) {
-                                missing.push(key.to_string());
-                            }
-                            false
+            let held = check.to_rowid && !check.parent.eq_ignore_ascii_case(&map.table);
+            if held && let Some(rowids) = parents.get(tx, &check.parent).map_err(err)? {
+                queried.retain(|key| match key.parse::<i64>() {
+                    Ok(rowid) => {
+                        if !rowids.contains(&rowid) {
+                            missing.push(key.to_string());
                         }
-                        Err(_) => true,
-                    });
-                }
+                        false
+                    }
+                    Err(_) => true,
+                });
             }
             if !queried.is_empty() {
                 missing.extend(query_missing(name, tx, map, check, &queried)?);

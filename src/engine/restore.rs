@@ -144,7 +144,6 @@ async fn upsert(
     if !pending.is_empty() {
         flush(&pending).await?;
     }
-    drop(flush);
     bar.finish();
     Ok(written)
 }
