@@ -228,6 +228,11 @@ pub trait Connector: Send + Sync {
     fn export_encoded(&self, object: &str, since: Option<DateTime<Utc>>) -> EncodedPages {
         encode_pages(self.export(object, since))
     }
+    /// The ids and hashes of every record of `object`, for comparisons: pages whose `lines` (and
+    /// modified times) may be left empty. The default is [`Connector::export_encoded`].
+    fn export_hashes(&self, object: &str) -> EncodedPages {
+        self.export_encoded(object, None)
+    }
     /// The records of `object` whose ids are in `ids`, in store form; ids the connector does not
     /// hold are left out. The default filters a full export.
     fn export_ids(&self, object: &str, ids: Vec<String>) -> EncodedPages {

@@ -675,7 +675,19 @@ impl Connector for SqliteConnector {
         match self.table(object) {
             Ok(map) => {
                 let parts = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-                self.native.scan(map.clone(), since.map(|t| format_time(&t)), parts, tx);
+                self.native.scan(map.clone(), since.map(|t| format_time(&t)), true, parts, tx);
+            }
+            Err(e) => drop(tx.try_send(Err(e))),
+        }
+        super::pages_from_channel(rx)
+    }
+
+    fn export_hashes(&self, object: &str) -> EncodedPages {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        match self.table(object) {
+            Ok(map) => {
+                let parts = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+                self.native.scan(map.clone(), None, false, parts, tx);
             }
             Err(e) => drop(tx.try_send(Err(e))),
         }

@@ -28,6 +28,8 @@ pub struct RowEncoder {
     /// `,"object":"<object>"}`: what follows the id in the canonical bytes.
     tail: Vec<u8>,
     canonical: Vec<u8>,
+    /// Write each row's chunk line; without, pages carry only ids and hashes.
+    lines: bool,
 }
 
 impl RowEncoder {
@@ -58,7 +60,14 @@ impl RowEncoder {
             modified,
             tail,
             canonical: Vec::with_capacity(512),
+            lines: true,
         })
+    }
+
+    /// Pages without chunk lines or modified times, for comparisons that need only hashes.
+    pub fn hashes_only(mut self) -> RowEncoder {
+        self.lines = false;
+        self
     }
 
     /// Appends the chunk line of one row read typed by SQLite's own API (`row` holds the
@@ -100,9 +109,12 @@ impl RowEncoder {
         let id = id_text(&out[id.0..id.1]).ok_or_else(|| format!("id column `{}` is empty", self.map.id))?;
         write_json_str(out, &id);
         out.extend_from_slice(&self.tail);
-        let modified_at = modified.and_then(|(s, e)| time_of(&out[s..e]));
         let hash = sha256(out);
-
+        if !self.lines {
+            page.push_row(&id, hash, None, false);
+            return Ok(());
+        }
+        let modified_at = modified.and_then(|(s, e)| time_of(&out[s..e]));
         let lines = &mut page.lines;
         lines.extend_from_slice(b"{\"deleted\":false,\"modified_at\":");
         match &modified_at {

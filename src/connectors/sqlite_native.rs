@@ -168,7 +168,9 @@ fn empty_page() -> EncodedPage {
 
 /// Scans the rows with rowid in `range` (and `since` on the modified column, if given) a page at
 /// a time by keyset on rowid; false when the receiver went away.
+#[allow(clippy::too_many_arguments)]
 fn scan_range(
+    lines: bool,
     name: &str,
     conn: &Connection,
     map: &Arc<TableMap>,
@@ -178,6 +180,9 @@ fn scan_range(
 ) -> Result<bool, ConnectorError> {
     let err = |e: rusqlite::Error| sqlite_error(name, e).object(&map.object);
     let mut encoder = new_encoder(name, map)?;
+    if !lines {
+        encoder = encoder.hashes_only();
+    }
     let filter = match (&map.modified, since) {
         (Some(m), Some(_)) => format!(" AND julianday({}) >= julianday(?3)", quote(m)),
         _ => String::new(),
@@ -221,7 +226,8 @@ impl Native {
 
     /// Streams every row of `map`'s table (modified at or after `since`, as SQLite text) into
     /// pages on `tx`, in `parts` parallel rowid ranges with a connection each.
-    pub fn scan(&self, map: Arc<TableMap>, since: Option<String>, parts: usize, tx: PageSender) {
+    /// With `lines` false, pages carry only ids and hashes.
+    pub fn scan(&self, map: Arc<TableMap>, since: Option<String>, lines: bool, parts: usize, tx: PageSender) {
         let (name, path) = (self.name.clone(), self.path.clone());
         tokio::task::spawn_blocking(move || {
             let ranges = open(&path, true)
@@ -245,7 +251,7 @@ impl Native {
                     scope.spawn(move || {
                         let done = open(path, true)
                             .map_err(|e| sqlite_error(name, e).object(&map.object))
-                            .and_then(|conn| scan_range(name, &conn, map, since, range, &tx));
+                            .and_then(|conn| scan_range(lines, name, &conn, map, since, range, &tx));
                         if let Err(e) = done {
                             let _ = tx.blocking_send(Err(e));
                         }

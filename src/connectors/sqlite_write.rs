@@ -167,7 +167,9 @@ impl<'a> Columns<'a> {
             hint: Some("run `rollback verify --read-data` on the snapshot"),
         };
         let text = std::str::from_utf8(line).map_err(|_| bad("not UTF-8"))?;
-        let start = memchr::memmem::find(line, FIELDS).ok_or_else(|| bad("no record fields"))? + FIELDS.len();
+        static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(FIELDS));
+        let start = FINDER.find(line).ok_or_else(|| bad("no record fields"))? + FIELDS.len();
         let mut row = SqlRow {
             id: Cow::Borrowed(""),
             columns: Vec::with_capacity(self.sorted.len()),

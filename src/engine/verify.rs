@@ -14,7 +14,7 @@ use crate::store::verify::{preview, verify_snapshot};
 
 /// Hashes every live record of `object` into sorted pairs.
 pub async fn live_pairs(connector: &dyn Connector, object: &str) -> Result<ObjectDigester, EngineError> {
-    let mut pages = connector.export_encoded(object, None);
+    let mut pages = connector.export_hashes(object);
     let mut all = ObjectDigester::new();
     while let Some(page) = pages.next().await {
         for (id, row) in page?.iter() {

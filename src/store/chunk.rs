@@ -59,17 +59,20 @@ pub fn compress_into(raw: &[u8], level: i32, out: &mut Vec<u8>) -> std::io::Resu
 }
 
 /// Decompresses a chunk body, refusing to grow past `limit` bytes.
+/// The output is allocated once, at `limit` (the size the manifest records, plus one).
 pub fn decompress(stored: &[u8], limit: usize) -> std::io::Result<Vec<u8>> {
-    zstd::stream::decode_all(std::io::Cursor::new(stored)).and_then(|raw| {
-        if raw.len() > limit {
-            Err(std::io::Error::other(format!(
-                "chunk inflates to {} bytes, more than the {limit} expected",
-                raw.len()
-            )))
-        } else {
-            Ok(raw)
-        }
-    })
+    let mut raw = Vec::with_capacity(limit);
+    zstd::bulk::Decompressor::new()?
+        .decompress_to_buffer(stored, &mut raw)
+        .map_err(|e| std::io::Error::other(format!("chunk does not inflate to at most the {limit} bytes expected: {e}")))?;
+    if raw.len() >= limit {
+        return Err(std::io::Error::other(format!(
+            "chunk inflates to {} bytes or more, more than the {} expected",
+            raw.len(),
+            limit.saturating_sub(1)
+        )));
+    }
+    Ok(raw)
 }
 
 /// A line that could not be read back.
@@ -119,11 +122,16 @@ pub fn hash_lines(raw: &[u8], object: &str) -> (ObjectDigester, u64, Vec<LineErr
     (digester, deleted, errors)
 }
 
-/// The id of one line, read without parsing the whole line.
-fn line_id(line: &[u8], suffix: &[u8], id_finder: &memmem::FinderRev) -> Option<String> {
+/// The id of one line, read without parsing the whole line (borrowed when it has no escapes).
+fn line_id<'l>(line: &'l [u8], suffix: &[u8], id_finder: &memmem::FinderRev) -> Option<std::borrow::Cow<'l, str>> {
     let body = line.strip_suffix(b"}")?.strip_suffix(suffix)?;
     let at = id_finder.rfind(body)?;
-    serde_json::from_slice::<String>(&body[at + 6..]).ok()
+    let raw = &body[at + 6..];
+    let inner = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if !inner.contains(&b'\\') && !inner.contains(&b'"') {
+        return std::str::from_utf8(inner).ok().map(std::borrow::Cow::Borrowed);
+    }
+    serde_json::from_slice::<String>(raw).ok().map(std::borrow::Cow::Owned)
 }
 
 /// The lines (each with its newline) of the records in `wanted`, and how many there are. A line
@@ -135,12 +143,15 @@ pub fn matching_lines(raw: &[u8], object: &Arc<str>, wanted: &std::collections::
     let id_finder = memmem::FinderRev::new(b",\"id\":");
     let mut out = Vec::new();
     let mut count = 0;
-    for (index, line) in raw.split(|b| *b == b'\n').enumerate() {
+    let mut start = 0;
+    for (index, end) in memchr::memchr_iter(b'\n', raw).chain(std::iter::once(raw.len())).enumerate() {
+        let line = &raw[start..end];
+        start = end + 1;
         if line.is_empty() {
             continue;
         }
         match line_id(line, &suffix, &id_finder) {
-            Some(id) if !wanted.contains(&id) => continue,
+            Some(id) if !wanted.contains(id.as_ref()) => continue,
             Some(_) => {}
             None => {
                 let records = decode_lines(line, object).map_err(|e| LineError {
