@@ -195,7 +195,7 @@ fn scan_range(
     let mut statement = conn.prepare(&sql).map_err(err)?;
     let mut after = range.0 - 1;
     loop {
-        let mut page = empty_page();
+        let mut page = if lines { empty_page() } else { EncodedPage::default() };
         let rows = if filter.is_empty() {
             statement.query(rusqlite::params![after, range.1])
         } else {

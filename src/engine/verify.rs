@@ -15,7 +15,9 @@ use crate::store::verify::{preview, verify_snapshot};
 /// Hashes every live record of `object` into sorted pairs.
 pub async fn live_pairs(connector: &dyn Connector, object: &str) -> Result<ObjectDigester, EngineError> {
     let mut pages = connector.export_hashes(object);
-    let mut all = ObjectDigester::new();
+    // A guess (a rowid span, say), so only up to a bound.
+    let expected = connector.estimated_count(object).await.unwrap_or(0).min(1 << 24) as usize;
+    let mut all = ObjectDigester::with_capacity(expected, 8);
     while let Some(page) = pages.next().await {
         for (id, row) in page?.iter() {
             all.push(id, row.hash);

@@ -369,10 +369,12 @@ impl Store {
     /// The `(id, record_hash)` pairs of one object of a snapshot, sorted: from its index when it
     /// has one, else by hashing its chunks.
     pub fn object_pairs(&self, manifest: &Manifest, object: &str) -> Result<ObjectDigester, StoreError> {
-        let mut all = ObjectDigester::new();
         let Some(entry) = manifest.objects.get(object) else {
-            return Ok(all);
+            return Ok(ObjectDigester::new());
         };
+        // Room for the pairs up front (growing by doubling re-copies them), within reason: the
+        // count is the manifest's word.
+        let mut all = ObjectDigester::with_capacity(entry.count.min(1 << 24) as usize, 8);
         if !entry.index.is_empty() {
             for index in &entry.index {
                 let raw = self.load_chunk(index)?;
