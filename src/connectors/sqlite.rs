@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::sqlite_native::{Native, Rows, split_ranges};
+use super::sqlite_native::{Native, PageSender, Rows, split_ranges};
 use super::values::{self, ColumnClass, SqlValue};
 use super::{ApplyMode, ApplyOutcome, Capabilities, Connector, ConnectorError, EncodedPages, PAGE_SIZE, RecordPages};
 use crate::playbook::{ConnectorConfig, ConnectorKind};
@@ -68,6 +68,11 @@ pub struct KeyCheck {
 impl TableMap {
     fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The class of the id column, which decides how an id binds.
+    pub fn id_class(&self) -> ColumnClass {
+        self.column(&self.id).map(|c| c.class).unwrap_or(ColumnClass::Any)
     }
 }
 
@@ -209,7 +214,7 @@ impl SqliteConnector {
         let name = self.name.clone();
         let pool = self.pool.clone();
         let map = self.table(object).cloned();
-        let parts = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let parts = scan_parts();
         tokio::spawn(async move {
             let map = match map {
                 Ok(map) => map,
@@ -243,6 +248,16 @@ impl SqliteConnector {
         rx
     }
 
+    /// The pages that `start` sends for `object`'s table (or the error that it is not mapped).
+    fn native_pages(&self, object: &str, start: impl FnOnce(&Native, Arc<TableMap>, PageSender)) -> EncodedPages {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        match self.table(object) {
+            Ok(map) => start(&self.native, map.clone(), tx),
+            Err(e) => drop(tx.try_send(Err(e))),
+        }
+        super::pages_from_channel(rx)
+    }
+
     /// The pool, for freeze triggers and probes.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -260,6 +275,11 @@ impl SqliteConnector {
     pub fn tables(&self) -> Vec<String> {
         self.tables.values().map(|t| t.table.clone()).collect()
     }
+}
+
+/// Parallel rowid ranges per scan: one per core.
+fn scan_parts() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
 /// One foreign key: the parent table and `(child column, parent column)` pairs.
@@ -671,36 +691,16 @@ impl Connector for SqliteConnector {
     }
 
     fn export_encoded(&self, object: &str, since: Option<DateTime<Utc>>) -> EncodedPages {
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        match self.table(object) {
-            Ok(map) => {
-                let parts = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-                self.native.scan(map.clone(), since.map(|t| format_time(&t)), true, parts, tx);
-            }
-            Err(e) => drop(tx.try_send(Err(e))),
-        }
-        super::pages_from_channel(rx)
+        let since = since.map(|t| format_time(&t));
+        self.native_pages(object, |native, map, tx| native.scan(map, since, true, scan_parts(), tx))
     }
 
     fn export_hashes(&self, object: &str) -> EncodedPages {
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        match self.table(object) {
-            Ok(map) => {
-                let parts = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-                self.native.scan(map.clone(), None, false, parts, tx);
-            }
-            Err(e) => drop(tx.try_send(Err(e))),
-        }
-        super::pages_from_channel(rx)
+        self.native_pages(object, |native, map, tx| native.scan(map, None, false, scan_parts(), tx))
     }
 
     fn export_ids(&self, object: &str, ids: Vec<String>) -> EncodedPages {
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        match self.table(object) {
-            Ok(map) => self.native.read_ids(map.clone(), ids, tx),
-            Err(e) => drop(tx.try_send(Err(e))),
-        }
-        super::pages_from_channel(rx)
+        self.native_pages(object, |native, map, tx| native.read_ids(map, ids, tx))
     }
 
     async fn outside_writes_mark(&self) -> Option<i64> {

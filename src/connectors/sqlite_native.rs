@@ -270,7 +270,7 @@ impl Native {
             let read = || -> Result<(), ConnectorError> {
                 let conn = open(&path, true).map_err(err)?;
                 let mut encoder = new_encoder(&name, &map)?;
-                let class = id_class(&map);
+                let class = map.id_class();
                 for part in ids.chunks(IDS_PER_QUERY) {
                     let sql = format!(
                         "SELECT {} FROM {} WHERE {} IN ({})",
@@ -400,7 +400,7 @@ impl Native {
             let err = |e: rusqlite::Error| sqlite_error(name, e).object(&map.object);
             parents.wrote(&map.table);
             let (tx, bypass) = begin(conn, true, map.self_referencing).map_err(err)?;
-            let class = id_class(&map);
+            let class = map.id_class();
             let mut deleted = 0;
             {
                 let sql = format!("DELETE FROM {} WHERE {} = ?1", quote(&map.table), quote(&map.id));
@@ -414,14 +414,6 @@ impl Native {
         })
         .await
     }
-}
-
-fn id_class(map: &TableMap) -> super::values::ColumnClass {
-    map.columns
-        .iter()
-        .find(|c| c.name == map.id)
-        .map(|c| c.class)
-        .unwrap_or(super::values::ColumnClass::Any)
 }
 
 fn row_error(name: &str, object: &str, e: RowError) -> ConnectorError {
@@ -438,8 +430,8 @@ fn row_error(name: &str, object: &str, e: RowError) -> ConnectorError {
 /// Starts one of the tool's write transactions, opening the freeze bypass if the CRM is frozen
 /// (see [`super::sqlite_freeze`]). SQLite checks foreign keys as rows go in when `check_keys`
 /// (deletes; deferred to the commit with `defer_keys`, for a table that references itself, so
-/// rows of one batch may refer to each other); upserts pass false and check their batch with
-/// [`TableMap::dangling_sql`] instead.
+/// rows of one batch may refer to each other); upserts pass false and check their batch against
+/// [`TableMap::key_checks`] instead (see [`References`]).
 fn begin(conn: &mut Connection, check_keys: bool, defer_keys: bool) -> rusqlite::Result<(Transaction<'_>, bool)> {
     // Outside a transaction: SQLite ignores the pragma inside one.
     conn.pragma_update(None, "foreign_keys", check_keys)?;

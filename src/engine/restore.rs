@@ -3,8 +3,9 @@
 //! The snapshot's `(id, hash)` pairs (from its index) are compared with the live connector's;
 //! records that are missing or changed are upserted from the snapshot, parents before children,
 //! and with `mode: replace` records the snapshot does not hold are deleted, children before
-//! parents. Each batch is one transaction and is checkpointed in the journal. The proof is a
-//! re-export of the destination whose digest must equal the snapshot's.
+//! parents. Each batch is one transaction and is checkpointed in the journal. The proof: the
+//! destination must equal the snapshot record by record, shown by re-reading the written records
+//! when few were written and nobody else wrote (see [`reread_proof`]), else by re-exporting it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -58,8 +58,8 @@ pub fn compress_into(raw: &[u8], level: i32, out: &mut Vec<u8>) -> std::io::Resu
     })
 }
 
-/// Decompresses a chunk body, refusing to grow past `limit` bytes.
-/// The output is allocated once, at `limit` (the size the manifest records, plus one).
+/// Decompresses a chunk body into one allocation of `limit` bytes, refusing a body that fills it
+/// (callers pass the size the manifest records plus one, or more).
 pub fn decompress(stored: &[u8], limit: usize) -> std::io::Result<Vec<u8>> {
     let mut raw = Vec::with_capacity(limit);
     zstd::bulk::Decompressor::new()?
