@@ -527,3 +527,57 @@ async fn sqlite_apply_refuses_missing_parents() {
     );
     assert_eq!(legacy.count("contacts").await.unwrap(), before, "nothing of the batch was written");
 }
+
+/// SQLite: the parent rowids an upsert checks against follow the database: a company added by
+/// someone else, or by the connector itself, can be referred to at once, and one deleted by
+/// someone else no longer can.
+#[tokio::test]
+async fn sqlite_parent_checks_see_new_and_removed_parents() {
+    let s = common::Sandbox::init(50);
+    let legacy = connector(s.dir.path(), "legacy").await;
+    let contacts = all(legacy.as_ref(), "contacts").await;
+    let companies = all(legacy.as_ref(), "companies").await;
+    let with_company = |id: i64, company: i64| {
+        let mut r = contacts[0].clone();
+        r.id = id.to_string();
+        r.fields.insert("id".into(), serde_json::json!(id));
+        r.fields.insert("company_id".into(), serde_json::json!(company));
+        r
+    };
+    // The first batch loads the parents' rowids.
+    legacy
+        .apply("contacts", &[with_company(900_001, 1)], ApplyMode::Upsert)
+        .await
+        .unwrap();
+    s.write_as_tool(
+        "legacy",
+        &["INSERT INTO companies (id, name, created_at, updated_at) VALUES (800, 'Outside Co', '2026-11-21T09:00:00Z', '2026-11-21T09:00:00Z')"],
+    )
+    .await;
+    legacy
+        .apply("contacts", &[with_company(900_002, 800)], ApplyMode::Upsert)
+        .await
+        .unwrap();
+    let mut own = companies[0].clone();
+    own.id = "801".into();
+    own.fields.insert("id".into(), serde_json::json!(801));
+    legacy.apply("companies", &[own], ApplyMode::Upsert).await.unwrap();
+    legacy
+        .apply("contacts", &[with_company(900_003, 801)], ApplyMode::Upsert)
+        .await
+        .unwrap();
+    s.write_as_tool(
+        "legacy",
+        &[
+            "DELETE FROM contacts WHERE company_id = 800",
+            "DELETE FROM companies WHERE id = 800",
+        ],
+    )
+    .await;
+    let err = legacy
+        .apply("contacts", &[with_company(900_004, 800)], ApplyMode::Upsert)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("FOREIGN KEY") && err.contains("`900004`"), "{err}");
+}
