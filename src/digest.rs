@@ -121,6 +121,8 @@ impl ObjectDigester {
 
     /// Moves all pairs of `other` into `self`.
     pub fn merge(&mut self, other: ObjectDigester) {
+        self.entries.reserve(other.entries.len());
+        self.arena.reserve(other.arena.len());
         for (s, l, h) in &other.entries {
             self.push(&other.arena[*s as usize..(*s + *l) as usize], *h);
         }

@@ -581,3 +581,31 @@ async fn sqlite_parent_checks_see_new_and_removed_parents() {
         .to_string();
     assert!(err.contains("FOREIGN KEY") && err.contains("`900004`"), "{err}");
 }
+
+/// SQLite: the writer empties its journal instead of deleting it while it writes, and leaves
+/// the database as it found it: in `journal_mode=DELETE`, with no journal file beside it.
+#[tokio::test]
+async fn sqlite_writer_leaves_the_journal_mode_as_it_was() {
+    let s = common::Sandbox::init(50);
+    let db = s.dir.path().join("sandbox/legacy.db");
+    let journal = s.dir.path().join("sandbox/legacy.db-journal");
+    let mode = || {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0)).unwrap()
+    };
+    assert_eq!(mode(), "delete");
+    {
+        let legacy = connector(s.dir.path(), "legacy").await;
+        // Changed records: SQLite writes nothing (and opens no journal) for identical rows.
+        let mut records = all(legacy.as_ref(), "contacts").await;
+        for r in &mut records {
+            r.fields.insert("notes".into(), serde_json::json!("changed"));
+        }
+        legacy.apply("contacts", &records[..5], ApplyMode::Upsert).await.unwrap();
+        legacy.apply("contacts", &records[5..9], ApplyMode::Upsert).await.unwrap();
+        assert!(journal.exists(), "the emptied journal stays while the writer is open");
+        assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
+    }
+    assert!(!journal.exists(), "closing the writer removes the journal");
+    assert_eq!(mode(), "delete");
+}

@@ -580,9 +580,17 @@ async fn read_page_with_reals(
     Ok(row)
 }
 
+/// The smallest and largest rowid of `table` (NULLs when empty), as two B-tree seeks: SQLite
+/// answers a lone `min()` or `max()` from the index, but `SELECT min(rowid), max(rowid)` scans
+/// the whole table.
+pub fn rowid_span_sql(table: &str) -> String {
+    let table = quote(table);
+    format!("SELECT (SELECT min(rowid) FROM {table}), (SELECT max(rowid) FROM {table})")
+}
+
 /// Rowid ranges that split the table into `parts` scans of similar size (one range when small).
 async fn rowid_ranges(name: &str, pool: &SqlitePool, map: &TableMap, parts: usize) -> Result<Vec<(i64, i64)>, ConnectorError> {
-    let sql = format!("SELECT min(rowid), max(rowid) FROM {}", quote(&map.table));
+    let sql = rowid_span_sql(&map.table);
     let row = sqlx::query(AssertSqlSafe(sql)).fetch_one(pool).await.map_err(|e| {
         sql_error(name, e)
             .object(&map.object)
@@ -679,9 +687,14 @@ impl Connector for SqliteConnector {
 
     async fn estimated_count(&self, object: &str) -> Option<u64> {
         let map = self.table(object).ok()?;
-        let sql = format!("SELECT max(rowid) - min(rowid) + 1 FROM {}", quote(&map.table));
-        let n: Option<i64> = sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(&self.pool).await.ok()?;
-        Some(n.unwrap_or(0).max(0) as u64)
+        let (lo, hi): (Option<i64>, Option<i64>) = sqlx::query_as(AssertSqlSafe(rowid_span_sql(&map.table)))
+            .fetch_one(&self.pool)
+            .await
+            .ok()?;
+        Some(match (lo, hi) {
+            (Some(lo), Some(hi)) => hi.saturating_sub(lo).saturating_add(1).max(0) as u64,
+            _ => 0,
+        })
     }
 
     fn export(&self, object: &str, since: Option<DateTime<Utc>>) -> RecordPages {

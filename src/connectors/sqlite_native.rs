@@ -54,6 +54,40 @@ pub struct Native {
 struct Writer {
     conn: Connection,
     parents: ParentRowids,
+    /// The database was in `journal_mode=DELETE`, which the writer switched to `TRUNCATE` and
+    /// switches back when it closes (see [`Writer::open`]).
+    was_delete: bool,
+}
+
+impl Writer {
+    /// Opens the writer connection. A database in the default `journal_mode=DELETE` gets
+    /// `TRUNCATE` on this connection: each commit is as durable (the same syncs of the journal
+    /// and the database), but the journal file is emptied instead of created and deleted every
+    /// transaction, which spares a directory sync per batch. The mode is the connection's, not
+    /// the file's: other connections keep theirs, and a leftover empty journal is not hot.
+    fn open(path: &Path, read_only: bool) -> rusqlite::Result<Writer> {
+        let conn = open(path, read_only)?;
+        conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        let was_delete = !read_only && mode.eq_ignore_ascii_case("delete");
+        if was_delete {
+            let _: String = conn.query_row("PRAGMA journal_mode = TRUNCATE", [], |r| r.get(0))?;
+        }
+        Ok(Writer {
+            conn,
+            parents: ParentRowids::default(),
+            was_delete,
+        })
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if self.was_delete {
+            // Back to DELETE, which also removes the emptied journal file.
+            let _ = self.conn.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get::<_, String>(0));
+        }
+    }
 }
 
 /// Parents with a rowid span up to this are held in memory to check foreign keys.
@@ -76,7 +110,7 @@ impl ParentRowids {
         let generation = self.generations.get(&key).copied().unwrap_or(0);
         let fresh = matches!(self.tables.get(&key), Some((v, g, _)) if *v == version && *g == generation);
         if !fresh {
-            let sql = format!("SELECT min(rowid), max(rowid) FROM {}", quote(parent));
+            let sql = super::sqlite::rowid_span_sql(parent);
             let (lo, hi): (Option<i64>, Option<i64>) = tx.query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let rowids = match (lo, hi) {
                 (Some(lo), Some(hi)) if hi.saturating_sub(lo) > MAX_HELD_PARENTS => None,
@@ -232,7 +266,7 @@ impl Native {
         tokio::task::spawn_blocking(move || {
             let ranges = open(&path, true)
                 .and_then(|conn| {
-                    let sql = format!("SELECT min(rowid), max(rowid) FROM {}", quote(&map.table));
+                    let sql = super::sqlite::rowid_span_sql(&map.table);
                     conn.query_row(&sql, [], |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?)))
                 })
                 .map_err(|e| {
@@ -306,16 +340,7 @@ impl Native {
         tokio::task::spawn_blocking(move || {
             let mut guard = writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             if guard.is_none() {
-                let conn = open(&path, read_only)
-                    .and_then(|conn| {
-                        conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
-                        Ok(conn)
-                    })
-                    .map_err(|e| sqlite_error(&name, e))?;
-                *guard = Some(Writer {
-                    conn,
-                    parents: ParentRowids::default(),
-                });
+                *guard = Some(Writer::open(&path, read_only).map_err(|e| sqlite_error(&name, e))?);
             }
             work(&name, guard.as_mut().expect("opened above"))
         })
@@ -338,7 +363,7 @@ impl Native {
     /// Upserts `rows` in one transaction; returns how many.
     pub async fn upsert(&self, map: Arc<TableMap>, rows: Rows) -> Result<u64, ConnectorError> {
         self.with_writer(move |name, writer| {
-            let Writer { conn, parents } = writer;
+            let Writer { conn, parents, .. } = writer;
             let t0 = std::time::Instant::now();
             let object = map.object.clone();
             let err = |e: rusqlite::Error| sqlite_error(name, e).object(&object);
@@ -396,7 +421,7 @@ impl Native {
     /// Deletes the rows with `ids` in one transaction; returns how many were there.
     pub async fn delete(&self, map: Arc<TableMap>, ids: Vec<String>) -> Result<u64, ConnectorError> {
         self.with_writer(move |name, writer| {
-            let Writer { conn, parents } = writer;
+            let Writer { conn, parents, .. } = writer;
             let err = |e: rusqlite::Error| sqlite_error(name, e).object(&map.object);
             parents.wrote(&map.table);
             let (tx, bypass) = begin(conn, true, map.self_referencing).map_err(err)?;

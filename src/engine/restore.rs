@@ -62,10 +62,36 @@ pub fn parent_first(objects: &[String], manifest: &Manifest, order: Option<&Vec<
     out
 }
 
-async fn checkpoint(ctx: &Context, key: &str, value: String) {
-    let step = ctx.step.load(std::sync::atomic::Ordering::Relaxed);
-    if let Err(e) = ctx.journal.checkpoint(&ctx.run_id, step, key, &value).await {
-        tracing::warn!("cannot record checkpoint `{key}`: {e}");
+/// Checkpoints recorded while the next batch is written: a batch's checkpoint only says what
+/// is already committed, so the journal's commit (its fsyncs) need not hold up the next batch.
+/// One is in flight at a time, so they land in order; [`Self::settle`] waits for the last.
+struct Pipelined {
+    in_flight: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Pipelined {
+    fn new() -> Self {
+        Pipelined { in_flight: None }
+    }
+
+    async fn record(&mut self, ctx: &Context, key: String, value: String) {
+        self.settle().await;
+        let (journal, run, step) = (
+            ctx.journal.clone(),
+            ctx.run_id.clone(),
+            ctx.step.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        self.in_flight = Some(tokio::spawn(async move {
+            if let Err(e) = journal.checkpoint(&run, step, &key, &value).await {
+                tracing::warn!("cannot record checkpoint `{key}`: {e}");
+            }
+        }));
+    }
+
+    async fn settle(&mut self) {
+        if let Some(handle) = self.in_flight.take() {
+            let _ = handle.await;
+        }
     }
 }
 
@@ -73,49 +99,88 @@ async fn checkpoint(ctx: &Context, key: &str, value: String) {
 /// every chunk, and decoding is most of it).
 const DECODE_AHEAD: usize = 2;
 
-/// Upserts the snapshot's version of `ids` into `object`, in batches of `batch` records (a batch
-/// may span chunks), chunk by chunk: memory holds the chunks being decoded and one batch.
+/// The snapshot records an upsert writes.
+enum Wanted {
+    /// Every record of the object (a restore into an empty table, say): no chunk is filtered.
+    Every(u64),
+    Ids(HashSet<String>),
+}
+
+impl Wanted {
+    /// The records `diff` says to write: those the destination lacks or holds differently.
+    /// When they are as many as the snapshot's records they are all of them, as they are
+    /// distinct snapshot ids.
+    fn from_diff(d: &mut RecordDiff, snapshot_records: u64) -> Wanted {
+        let n = (d.deleted.len() + d.changed.len()) as u64;
+        if n == snapshot_records {
+            d.deleted.clear();
+            d.changed.clear();
+            return Wanted::Every(n);
+        }
+        Wanted::Ids(
+            std::mem::take(&mut d.deleted)
+                .into_iter()
+                .chain(std::mem::take(&mut d.changed))
+                .collect(),
+        )
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Wanted::Every(n) => *n,
+            Wanted::Ids(ids) => ids.len() as u64,
+        }
+    }
+}
+
+/// Upserts the snapshot's version of the `wanted` records into `object`, in batches of `batch`
+/// records (a batch may span chunks), chunk by chunk: memory holds the chunks being decoded and
+/// one batch.
 async fn upsert(
     ctx: &Context,
     connector: &dyn Connector,
     manifest: &Manifest,
     object: &str,
-    wanted: HashSet<String>,
+    wanted: Wanted,
     batch: usize,
 ) -> Result<u64, EngineError> {
     use futures::StreamExt;
-    if wanted.is_empty() {
+    let total = wanted.len();
+    if total == 0 {
         return Ok(0);
     }
-    let total = wanted.len() as u64;
     let wanted = std::sync::Arc::new(wanted);
     let chunks = manifest.objects.get(object).map(|o| o.chunks.clone()).unwrap_or_default();
     let name: std::sync::Arc<str> = object.into();
     let mut decoded = futures::stream::iter(chunks)
         .map(|chunk| {
             let (store, wanted, name) = (ctx.store.clone(), wanted.clone(), name.clone());
-            tokio::task::spawn_blocking(move || store.chunk_matching_lines(&chunk, &name, &wanted))
+            tokio::task::spawn_blocking(move || match &*wanted {
+                Wanted::Every(_) => store.load_chunk(&chunk).map_err(EngineError::from),
+                Wanted::Ids(ids) => store
+                    .chunk_matching_lines(&chunk, &name, ids)
+                    .map(|(lines, _)| lines)
+                    .map_err(EngineError::from),
+            })
         })
         .buffered(DECODE_AHEAD);
     let bar = ctx.progress.bar(&format!("restore {object}"), Some(total));
     let (mut written, mut batches) = (0, 0);
     let mut pending: Vec<u8> = Vec::new();
     let mut pending_count = 0;
+    let mut checkpoints = Pipelined::new();
     let mut flush = async |lines: &[u8]| -> Result<(), EngineError> {
         let done = connector.apply_lines(object, lines).await?.written;
         written += done;
         batches += 1;
         bar.inc(done);
-        checkpoint(
-            ctx,
-            &format!("{object}.upserted"),
-            format!("{written} records in {batches} batches"),
-        )
-        .await;
+        checkpoints
+            .record(ctx, format!("{object}.upserted"), format!("{written} records in {batches} batches"))
+            .await;
         Ok(())
     };
     while let Some(next) = decoded.next().await {
-        let (lines, _) = next.map_err(|e| EngineError::Internal(e.to_string()))??;
+        let lines = next.map_err(|e| EngineError::Internal(e.to_string()))??;
         let mut rest: &[u8] = &lines;
         while !rest.is_empty() {
             // Up to the lines that complete the batch.
@@ -145,17 +210,19 @@ async fn upsert(
     if !pending.is_empty() {
         flush(&pending).await?;
     }
+    checkpoints.settle().await;
     bar.finish();
     Ok(written)
 }
 
 /// Deletes `ids` from `object`, in batches.
 async fn delete(ctx: &Context, connector: &dyn Connector, object: &str, ids: &[String], batch: usize) -> Result<u64, EngineError> {
-    let mut deleted = 0;
+    let (mut deleted, mut checkpoints) = (0, Pipelined::new());
     for part in ids.chunks(batch) {
         deleted += connector.delete(object, part).await?;
-        checkpoint(ctx, &format!("{object}.deleted"), deleted.to_string()).await;
+        checkpoints.record(ctx, format!("{object}.deleted"), deleted.to_string()).await;
     }
+    checkpoints.settle().await;
     Ok(deleted)
 }
 
@@ -304,13 +371,10 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
             }
             touched.insert(object.clone(), ids);
         }
-        let ids: HashSet<String> = std::mem::take(&mut d.deleted)
-            .into_iter()
-            .chain(std::mem::take(&mut d.changed))
-            .collect();
+        let wanted = Wanted::from_diff(d, manifest.objects[object].chunks.iter().map(|c| c.records).sum());
         upserted.insert(
             object.clone(),
-            upsert(ctx, connector.as_ref(), &manifest, object, ids, batch).await?,
+            upsert(ctx, connector.as_ref(), &manifest, object, wanted, batch).await?,
         );
     }
     let mut removed = BTreeMap::new();

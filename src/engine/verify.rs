@@ -38,10 +38,14 @@ pub async fn compare_live(
     for object in objects {
         let store = ctx.store.clone();
         let (m, o) = (manifest.clone(), object.clone());
-        let snapshot = tokio::task::spawn_blocking(move || store.object_pairs(&m, &o))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))??;
-        let live = live_pairs(connector, object).await?;
+        // The snapshot's index and the live records are read at the same time.
+        let snapshot = async {
+            tokio::task::spawn_blocking(move || store.object_pairs(&m, &o))
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))?
+                .map_err(EngineError::from)
+        };
+        let (snapshot, live) = futures::try_join!(snapshot, live_pairs(connector, object))?;
         out.push((object.clone(), diff(&snapshot, &live)));
     }
     Ok(out)

@@ -25,6 +25,12 @@ pub fn encode(pairs: &ObjectDigester) -> Vec<u8> {
 /// Decodes an index body back into pairs (in the stored order).
 pub fn decode(raw: &[u8]) -> Result<ObjectDigester, String> {
     let mut pairs = ObjectDigester::new();
+    decode_into(raw, &mut pairs)?;
+    Ok(pairs)
+}
+
+/// Decodes an index body, appending its pairs to `pairs` (in the stored order).
+pub fn decode_into(raw: &[u8], pairs: &mut ObjectDigester) -> Result<(), String> {
     let mut at = 0;
     while at < raw.len() {
         let hash = raw.get(at..at + 32).ok_or("truncated record hash")?;
@@ -35,7 +41,7 @@ pub fn decode(raw: &[u8]) -> Result<ObjectDigester, String> {
         pairs.push(id, Hash32(hash.try_into().expect("32 bytes")));
         at += 36 + len;
     }
-    Ok(pairs)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -378,12 +378,11 @@ impl Store {
         if !entry.index.is_empty() {
             for index in &entry.index {
                 let raw = self.load_chunk(index)?;
-                let part = index::decode(&raw).map_err(|message| StoreError::Corrupt {
+                index::decode_into(&raw, &mut all).map_err(|message| StoreError::Corrupt {
                     what: "index",
                     path: self.chunk_path(&index.id),
                     message,
                 })?;
-                all.merge(part);
             }
             all.finish();
             return Ok(all);
