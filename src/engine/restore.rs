@@ -99,6 +99,18 @@ impl Pipelined {
 /// every chunk, and decoding is most of it).
 const DECODE_AHEAD: usize = 2;
 
+/// Decoded chunks that may wait for the writes when at most a tenth of their records are
+/// written (so they hold at most a tenth of a chunk's lines each).
+const FILTERED_AHEAD: usize = 8;
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The snapshot records an upsert writes.
 enum Wanted {
     /// Every record of the object (a restore into an empty table, say): no chunk is filtered.
@@ -152,18 +164,41 @@ async fn upsert(
     let wanted = std::sync::Arc::new(wanted);
     let chunks = manifest.objects.get(object).map(|o| o.chunks.clone()).unwrap_or_default();
     let name: std::sync::Arc<str> = object.into();
-    let mut decoded = futures::stream::iter(chunks)
-        .map(|chunk| {
-            let (store, wanted, name) = (ctx.store.clone(), wanted.clone(), name.clone());
-            tokio::task::spawn_blocking(move || match &*wanted {
-                Wanted::Every(_) => store.load_chunk(&chunk).map_err(EngineError::from),
-                Wanted::Ids(ids) => store
-                    .chunk_matching_lines(&chunk, &name, ids)
-                    .map(|(lines, _)| lines)
-                    .map_err(EngineError::from),
+    // Chunks are decoded by a task of their own, ahead of the writes: while a batch commits, the
+    // next chunks are already being read. Whole chunks (every record wanted) are large, so only
+    // a few wait; filtered ones hold only the wanted lines, so more may.
+    let records: u64 = chunks.iter().map(|c| c.records).sum();
+    let (decoding, ahead) = match &*wanted {
+        Wanted::Ids(ids) if ids.len() as u64 * 10 <= records => (DECODE_AHEAD, FILTERED_AHEAD),
+        // Two chunks in memory besides the one being written, as many as ever.
+        _ => (1, 1),
+    };
+    let (sender, mut decoded) = tokio::sync::mpsc::channel::<Result<Vec<u8>, EngineError>>(ahead);
+    let store = ctx.store.clone();
+    let producer = tokio::spawn(async move {
+        let mut chunks = futures::stream::iter(chunks)
+            .map(|chunk| {
+                let (store, wanted, name) = (store.clone(), wanted.clone(), name.clone());
+                tokio::task::spawn_blocking(move || match &*wanted {
+                    Wanted::Every(_) => store.load_chunk(&chunk).map_err(EngineError::from),
+                    Wanted::Ids(ids) => store
+                        .chunk_matching_lines(&chunk, &name, ids)
+                        .map(|(lines, _)| lines)
+                        .map_err(EngineError::from),
+                })
             })
-        })
-        .buffered(DECODE_AHEAD);
+            .buffered(decoding);
+        while let Some(next) = chunks.next().await {
+            let next = next.map_err(|e| EngineError::Internal(e.to_string())).and_then(|r| r);
+            let failed = next.is_err();
+            // A closed channel: the writes stopped (an error), so decoding stops too.
+            if sender.send(next).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    // Stops the decoding when the writes end early.
+    let _producer = AbortOnDrop(producer);
     let bar = ctx.progress.bar(&format!("restore {object}"), Some(total));
     let (mut written, mut batches) = (0, 0);
     let mut pending: Vec<u8> = Vec::new();
@@ -179,8 +214,8 @@ async fn upsert(
             .await;
         Ok(())
     };
-    while let Some(next) = decoded.next().await {
-        let lines = next.map_err(|e| EngineError::Internal(e.to_string()))??;
+    while let Some(next) = decoded.recv().await {
+        let lines = next?;
         let mut rest: &[u8] = &lines;
         while !rest.is_empty() {
             // Up to the lines that complete the batch.
@@ -312,14 +347,23 @@ pub async fn plan(ctx: &Context, args: &RestoreArgs) -> Result<RestorePlan, Engi
     for object in &order {
         let (store, m, o) = (ctx.store.clone(), manifest.clone(), object.clone());
         // The snapshot's index and the live records are read at the same time.
+        let t0 = std::time::Instant::now();
         let snapshot = async {
-            tokio::task::spawn_blocking(move || store.object_pairs(&m, &o))
+            let r = tokio::task::spawn_blocking(move || store.object_pairs(&m, &o))
                 .await
                 .map_err(|e| EngineError::Internal(e.to_string()))?
-                .map_err(EngineError::from)
+                .map_err(EngineError::from);
+            tracing::debug!(ms = t0.elapsed().as_millis() as u64, "restore: snapshot pairs");
+            r
         };
-        let (snapshot, live) = futures::try_join!(snapshot, live_pairs(connector.as_ref(), object))?;
+        let live = async {
+            let r = live_pairs(connector.as_ref(), object).await;
+            tracing::debug!(ms = t0.elapsed().as_millis() as u64, "restore: live pairs");
+            r
+        };
+        let (snapshot, live) = futures::try_join!(snapshot, live)?;
         let d = diff(&snapshot, &live);
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "restore: diffed");
         if d.total() <= REREAD_AT_MOST.max(snapshot.len() / REREAD_FRACTION) {
             let ids: HashSet<&str> = d.changed.iter().chain(&d.deleted).map(String::as_str).collect();
             let hashes: HashMap<String, Hash32> = snapshot
