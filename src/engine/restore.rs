@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::json;
 
-use super::verify::{compare_live, describe_diffs, live_pairs};
+use super::verify::{compare_live, describe_diffs, snapshot_and_live};
 use super::{Context, EngineError, StepOutcome};
 use crate::connectors::Connector;
 use crate::diff::{RecordDiff, diff};
@@ -115,32 +115,33 @@ impl Drop for AbortOnDrop {
 enum Wanted {
     /// Every record of the object (a restore into an empty table, say): no chunk is filtered.
     Every(u64),
-    Ids(HashSet<String>),
+    /// Some of the object's `of` records.
+    Ids { ids: HashSet<String>, of: u64 },
 }
 
 impl Wanted {
     /// The records `diff` says to write: those the destination lacks or holds differently.
     /// When they are as many as the snapshot's records they are all of them, as they are
     /// distinct snapshot ids.
-    fn from_diff(d: &mut RecordDiff, snapshot_records: u64) -> Wanted {
+    fn from_diff(d: &mut RecordDiff, manifest: &Manifest, object: &str) -> Wanted {
+        let of: u64 = manifest.objects.get(object).map_or(0, |o| o.chunks.iter().map(|c| c.records).sum());
         let n = (d.deleted.len() + d.changed.len()) as u64;
-        if n == snapshot_records {
+        if n == of {
             d.deleted.clear();
             d.changed.clear();
             return Wanted::Every(n);
         }
-        Wanted::Ids(
-            std::mem::take(&mut d.deleted)
-                .into_iter()
-                .chain(std::mem::take(&mut d.changed))
-                .collect(),
-        )
+        let ids = std::mem::take(&mut d.deleted)
+            .into_iter()
+            .chain(std::mem::take(&mut d.changed))
+            .collect();
+        Wanted::Ids { ids, of }
     }
 
     fn len(&self) -> u64 {
         match self {
             Wanted::Every(n) => *n,
-            Wanted::Ids(ids) => ids.len() as u64,
+            Wanted::Ids { ids, .. } => ids.len() as u64,
         }
     }
 }
@@ -167,9 +168,8 @@ async fn upsert(
     // Chunks are decoded by a task of their own, ahead of the writes: while a batch commits, the
     // next chunks are already being read. Whole chunks (every record wanted) are large, so only
     // a few wait; filtered ones hold only the wanted lines, so more may.
-    let records: u64 = chunks.iter().map(|c| c.records).sum();
     let (decoding, ahead) = match &*wanted {
-        Wanted::Ids(ids) if ids.len() as u64 * 10 <= records => (DECODE_AHEAD, FILTERED_AHEAD),
+        Wanted::Ids { ids, of } if ids.len() as u64 * 10 <= *of => (DECODE_AHEAD, FILTERED_AHEAD),
         // Two chunks in memory besides the one being written, as many as ever.
         _ => (1, 1),
     };
@@ -181,7 +181,7 @@ async fn upsert(
                 let (store, wanted, name) = (store.clone(), wanted.clone(), name.clone());
                 tokio::task::spawn_blocking(move || match &*wanted {
                     Wanted::Every(_) => store.load_chunk(&chunk).map_err(EngineError::from),
-                    Wanted::Ids(ids) => store
+                    Wanted::Ids { ids, .. } => store
                         .chunk_matching_lines(&chunk, &name, ids)
                         .map(|(lines, _)| lines)
                         .map_err(EngineError::from),
@@ -345,25 +345,8 @@ pub async fn plan(ctx: &Context, args: &RestoreArgs) -> Result<RestorePlan, Engi
     let mut diffs: BTreeMap<String, RecordDiff> = BTreeMap::new();
     let mut expected = BTreeMap::new();
     for object in &order {
-        let (store, m, o) = (ctx.store.clone(), manifest.clone(), object.clone());
-        // The snapshot's index and the live records are read at the same time.
-        let t0 = std::time::Instant::now();
-        let snapshot = async {
-            let r = tokio::task::spawn_blocking(move || store.object_pairs(&m, &o))
-                .await
-                .map_err(|e| EngineError::Internal(e.to_string()))?
-                .map_err(EngineError::from);
-            tracing::debug!(ms = t0.elapsed().as_millis() as u64, "restore: snapshot pairs");
-            r
-        };
-        let live = async {
-            let r = live_pairs(connector.as_ref(), object).await;
-            tracing::debug!(ms = t0.elapsed().as_millis() as u64, "restore: live pairs");
-            r
-        };
-        let (snapshot, live) = futures::try_join!(snapshot, live)?;
+        let (snapshot, live) = snapshot_and_live(ctx, connector.as_ref(), &manifest, object).await?;
         let d = diff(&snapshot, &live);
-        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "restore: diffed");
         if d.total() <= REREAD_AT_MOST.max(snapshot.len() / REREAD_FRACTION) {
             let ids: HashSet<&str> = d.changed.iter().chain(&d.deleted).map(String::as_str).collect();
             let hashes: HashMap<String, Hash32> = snapshot
@@ -415,7 +398,7 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
             }
             touched.insert(object.clone(), ids);
         }
-        let wanted = Wanted::from_diff(d, manifest.objects[object].chunks.iter().map(|c| c.records).sum());
+        let wanted = Wanted::from_diff(d, &manifest, object);
         upserted.insert(
             object.clone(),
             upsert(ctx, connector.as_ref(), &manifest, object, wanted, batch).await?,

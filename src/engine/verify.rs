@@ -36,19 +36,36 @@ pub async fn compare_live(
 ) -> Result<Vec<(String, RecordDiff)>, EngineError> {
     let mut out = Vec::new();
     for object in objects {
-        let store = ctx.store.clone();
-        let (m, o) = (manifest.clone(), object.clone());
-        // The snapshot's index and the live records are read at the same time.
-        let snapshot = async {
-            tokio::task::spawn_blocking(move || store.object_pairs(&m, &o))
-                .await
-                .map_err(|e| EngineError::Internal(e.to_string()))?
-                .map_err(EngineError::from)
-        };
-        let (snapshot, live) = futures::try_join!(snapshot, live_pairs(connector, object))?;
+        let (snapshot, live) = snapshot_and_live(ctx, connector, manifest, object).await?;
         out.push((object.clone(), diff(&snapshot, &live)));
     }
     Ok(out)
+}
+
+/// The `(id, hash)` pairs of `object` in `manifest` and in the live connector, both sorted, read
+/// at the same time (the snapshot's index on a blocking thread, the connector's scan beside it).
+pub async fn snapshot_and_live(
+    ctx: &Context,
+    connector: &dyn Connector,
+    manifest: &Manifest,
+    object: &str,
+) -> Result<(ObjectDigester, ObjectDigester), EngineError> {
+    let started = std::time::Instant::now();
+    let (store, m, o) = (ctx.store.clone(), manifest.clone(), object.to_string());
+    let snapshot = async {
+        let pairs = tokio::task::spawn_blocking(move || store.object_pairs(&m, &o))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(EngineError::from);
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "{object}: snapshot pairs read");
+        pairs
+    };
+    let live = async {
+        let pairs = live_pairs(connector, object).await;
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "{object}: live pairs read");
+        pairs
+    };
+    futures::try_join!(snapshot, live)
 }
 
 /// Renders per-object differences, one line per kind.
