@@ -208,3 +208,16 @@ fn repeated_backup_of_unchanged_data_is_identical() {
     assert_eq!(a["root_digest"], b["root_digest"]);
     assert_eq!(a["objects"]["contacts"]["chunks"], b["objects"]["contacts"]["chunks"]);
 }
+
+/// The run journal empties its rollback journal after each commit instead of deleting it: the
+/// empty `journal.db-journal` stays beside it, and the database file keeps the default mode.
+#[test]
+fn the_run_journal_truncates_its_rollback_journal() {
+    let s = Sandbox::init(20);
+    s.run(&["execute", "--phase", "backup"]).ok();
+    let journal = s.path(".rollback/journal.db-journal");
+    assert_eq!(std::fs::metadata(&journal).expect("the journal's journal stays").len(), 0);
+    let conn = rusqlite::Connection::open(s.path(".rollback/journal.db")).unwrap();
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "delete", "the mode is the connection's, not the file's");
+}

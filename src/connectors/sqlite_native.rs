@@ -645,4 +645,30 @@ mod tests {
             assert_eq!(pair[0].1 + 1, pair[1].0);
         }
     }
+
+    /// The rowid span is two B-tree seeks, never a scan of the table, and NULLs when empty.
+    #[test]
+    fn rowid_span_seeks_instead_of_scanning() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE \"my table\" (id INTEGER PRIMARY KEY, v TEXT)")
+            .unwrap();
+        let sql = super::super::sqlite::rowid_span_sql("my table");
+        let span = |conn: &Connection| {
+            conn.query_row(&sql, [], |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?)))
+                .unwrap()
+        };
+        assert_eq!(span(&conn), (None, None));
+        conn.execute_batch("INSERT INTO \"my table\" (id, v) VALUES (-4, 'a'), (7, 'b'), (90, 'c')")
+            .unwrap();
+        assert_eq!(span(&conn), (Some(-4), Some(90)));
+        let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let steps: Vec<String> = plan.query_map([], |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();
+        assert!(steps.iter().all(|s| !s.starts_with("SCAN my table")), "{steps:?}");
+        // The query it replaced does scan, so the check above can fail.
+        let mut old = conn
+            .prepare("EXPLAIN QUERY PLAN SELECT min(rowid), max(rowid) FROM \"my table\"")
+            .unwrap();
+        let old: Vec<String> = old.query_map([], |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();
+        assert!(old.iter().any(|s| s.starts_with("SCAN my table")), "{old:?}");
+    }
 }
