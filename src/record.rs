@@ -85,6 +85,17 @@ impl Record {
 
 /// True when `bytes` holds a control character, `"` or `\\` (checked eight bytes at a time).
 pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
+    special_bytes(bytes, false)
+}
+
+/// True when `bytes` is ASCII that a JSON string takes as it is: no control character, `"`,
+/// `\\` or byte above 0x7F, so it is valid UTF-8 too and one pass checks both.
+pub(crate) fn plain_ascii(bytes: &[u8]) -> bool {
+    !special_bytes(bytes, true)
+}
+
+/// True when `bytes` holds a byte JSON must escape or, with `high`, a byte above 0x7F.
+fn special_bytes(bytes: &[u8], high: bool) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
@@ -92,11 +103,14 @@ pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
     for chunk in &mut chunks {
         let v = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
         let below_space = v.wrapping_sub(ONES * 0x20) & !v & HIGHS != 0;
-        if below_space || has_zero(v ^ (ONES * b'"' as u64)) || has_zero(v ^ (ONES * b'\\' as u64)) {
+        if (high && v & HIGHS != 0) || below_space || has_zero(v ^ (ONES * b'"' as u64)) || has_zero(v ^ (ONES * b'\\' as u64)) {
             return true;
         }
     }
-    chunks.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\' || (high && b >= 0x80))
 }
 
 /// Appends `s` as a JSON string literal (escaped exactly as serde_json escapes it).
@@ -192,7 +206,8 @@ mod tests {
         assert_eq!(base.hash(), other.hash());
     }
 
-    /// The fast escape check agrees with a byte-by-byte check at every position and length.
+    /// The fast escape and plain-ASCII checks agree with byte-by-byte checks at every position and
+    /// length.
     #[test]
     fn escape_check_matches_bytewise() {
         for len in 0..20 {
@@ -202,6 +217,7 @@ mod tests {
                     bytes[pos] = special;
                     let expected = bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
                     assert_eq!(needs_escape(&bytes), expected, "{bytes:?}");
+                    assert_eq!(plain_ascii(&bytes), !expected && bytes.is_ascii(), "{bytes:?}");
                 }
             }
         }

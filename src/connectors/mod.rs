@@ -2,6 +2,9 @@
 //! one `build` match that names the concrete types. Adding a CRM means one new file and one arm.
 
 pub mod files;
+pub mod postgres;
+mod postgres_freeze;
+pub mod sql_text;
 pub mod sqlite;
 pub mod sqlite_encode;
 mod sqlite_freeze;
@@ -302,12 +305,13 @@ pub async fn build(config: &ConnectorConfig) -> Result<Arc<dyn Connector>, Conne
     Ok(match config.kind {
         ConnectorKind::Sqlite => Arc::new(sqlite::SqliteConnector::open(config).await?),
         ConnectorKind::Files => Arc::new(files::FilesConnector::open(config)?),
+        ConnectorKind::Postgres => Arc::new(postgres::PostgresConnector::open(config).await?),
         other => {
             return Err(ConnectorError::new(
                 &config.name,
                 format!("connector type `{}` is not available in this build yet", other.name()),
             )
-            .hint("use `sqlite` or `files`, or an environment that overrides this connector (e.g. `--env sandbox`)"));
+            .hint("use `sqlite`, `files` or `postgres`, or an environment that overrides this connector (e.g. `--env sandbox`)"));
         }
     })
 }

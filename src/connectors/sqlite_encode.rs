@@ -16,11 +16,12 @@ use super::EncodedPage;
 use super::sqlite::TableMap;
 use super::values::{self, ColumnClass};
 use crate::digest::sha256;
-use crate::record::{format_time, parse_time, write_json_str};
+use crate::record::{format_time, parse_time, plain_ascii, write_json_str};
 
-/// Writes the chunk lines of one table's rows.
+/// Writes the chunk lines of one table's rows, from column values each written by the caller.
 pub struct RowEncoder {
-    map: Arc<TableMap>,
+    /// Column names in table order.
+    names: Vec<String>,
     /// Column indexes in field-name order, each with its encoded `"name":` key.
     sorted: Vec<(usize, Vec<u8>)>,
     id: usize,
@@ -30,37 +31,48 @@ pub struct RowEncoder {
     canonical: Vec<u8>,
     /// Write each row's chunk line; without, pages carry only ids and hashes.
     lines: bool,
+    /// The columns of the `sqlite` connector's table, for [`Self::encode_typed`].
+    columns: Vec<super::sqlite::Column>,
 }
 
 impl RowEncoder {
     /// `None` when the id column is not among the table's columns.
     pub fn new(map: Arc<TableMap>) -> Option<RowEncoder> {
-        let position = |name: &str| map.columns.iter().position(|c| c.name == name);
-        let id = position(&map.id)?;
-        let modified = map.modified.as_deref().and_then(position);
-        let mut sorted: Vec<(usize, Vec<u8>)> = map
-            .columns
+        let names: Vec<String> = map.columns.iter().map(|c| c.name.clone()).collect();
+        let mut encoder = RowEncoder::for_columns(&map.object, names, &map.id, map.modified.as_deref())?;
+        encoder.columns = map.columns.clone();
+        Some(encoder)
+    }
+
+    /// An encoder for rows of `object` with columns `names` (in the order values come), keyed by
+    /// the column `id`; `None` when `id` is not among them.
+    pub fn for_columns(object: &str, names: Vec<String>, id: &str, modified: Option<&str>) -> Option<RowEncoder> {
+        let position = |name: &str| names.iter().position(|c| c == name);
+        let id = position(id)?;
+        let modified = modified.and_then(position);
+        let mut sorted: Vec<(usize, Vec<u8>)> = names
             .iter()
             .enumerate()
-            .map(|(i, c)| {
+            .map(|(i, name)| {
                 let mut key = Vec::new();
-                write_json_str(&mut key, &c.name);
+                write_json_str(&mut key, name);
                 key.push(b':');
                 (i, key)
             })
             .collect();
-        sorted.sort_by(|a, b| map.columns[a.0].name.cmp(&map.columns[b.0].name));
+        sorted.sort_by(|a, b| names[a.0].cmp(&names[b.0]));
         let mut tail = b",\"object\":".to_vec();
-        write_json_str(&mut tail, &map.object);
+        write_json_str(&mut tail, object);
         tail.push(b'}');
         Some(RowEncoder {
-            map,
+            names,
             sorted,
             id,
             modified,
             tail,
             canonical: Vec::with_capacity(512),
             lines: true,
+            columns: Vec::new(),
         })
     }
 
@@ -73,20 +85,24 @@ impl RowEncoder {
     /// Appends the chunk line of one row read typed by SQLite's own API (`row` holds the
     /// table's columns in order, from `first`) to `page`. No REAL or BLOB needs a detour here.
     pub fn encode_typed(&mut self, row: &rusqlite::Row<'_>, first: usize, page: &mut EncodedPage) -> Result<(), String> {
-        self.encode_with(page, |column, index, out| {
+        let columns = std::mem::take(&mut self.columns);
+        let done = self.encode_with(page, false, |index, out| {
             let value = row.get_ref(first + index).map_err(|e| e.to_string())?;
-            write_typed(column, value, out)
-        })
+            write_typed(&columns[index], value, out)
+        });
+        self.columns = columns;
+        done
     }
 
     /// Writes the canonical bytes, hash and chunk line of one row whose column values `write`
-    /// appends (it gets each column and its index, in field-name order).
-    fn encode_with(
+    /// appends (it gets each column's index, in field-name order). `deleted` marks a record the
+    /// CRM holds as deleted (a soft delete).
+    pub fn encode_with(
         &mut self,
         page: &mut EncodedPage,
-        mut write: impl FnMut(&super::sqlite::Column, usize, &mut Vec<u8>) -> Result<(), String>,
+        deleted: bool,
+        mut write: impl FnMut(usize, &mut Vec<u8>) -> Result<(), String>,
     ) -> Result<(), String> {
-        let columns = &self.map.columns;
         let out = &mut self.canonical;
         out.clear();
         out.extend_from_slice(b"{\"fields\":{");
@@ -97,7 +113,7 @@ impl RowEncoder {
             }
             out.extend_from_slice(key);
             let value_start = out.len();
-            write(&columns[*index], *index, out)?;
+            write(*index, out)?;
             if *index == self.id {
                 id = (value_start, out.len());
             }
@@ -106,17 +122,21 @@ impl RowEncoder {
             }
         }
         out.extend_from_slice(b"},\"id\":");
-        let id = id_text(&out[id.0..id.1]).ok_or_else(|| format!("id column `{}` is empty", self.map.id))?;
+        let id = id_text(&out[id.0..id.1]).ok_or_else(|| format!("id column `{}` is empty", self.names[self.id]))?;
         write_json_str(out, &id);
         out.extend_from_slice(&self.tail);
         let hash = sha256(out);
         if !self.lines {
-            page.push_row(&id, hash, None, false);
+            page.push_row(&id, hash, None, deleted);
             return Ok(());
         }
         let modified_at = modified.and_then(|(s, e)| time_of(&out[s..e]));
         let lines = &mut page.lines;
-        lines.extend_from_slice(b"{\"deleted\":false,\"modified_at\":");
+        lines.extend_from_slice(if deleted {
+            b"{\"deleted\":true,\"modified_at\":"
+        } else {
+            b"{\"deleted\":false,\"modified_at\":"
+        });
         match &modified_at {
             Some(t) => write_json_str(lines, &format_time(t)),
             None => lines.extend_from_slice(b"null"),
@@ -124,7 +144,7 @@ impl RowEncoder {
         lines.extend_from_slice(b",\"record\":");
         lines.extend_from_slice(out);
         lines.extend_from_slice(b"}\n");
-        page.push_row(&id, hash, modified_at, false);
+        page.push_row(&id, hash, modified_at, deleted);
         Ok(())
     }
 }
@@ -145,6 +165,13 @@ fn write_typed(column: &super::sqlite::Column, value: rusqlite::types::ValueRef<
             }
         }
         ValueRef::Real(f) => write(&values::from_real(column.class, f), out),
+        // Most CRM text is plain ASCII: one pass shows it needs neither escapes nor a UTF-8 check.
+        ValueRef::Text(bytes) if column.class != ColumnClass::Timestamp && plain_ascii(bytes) => {
+            out.reserve(bytes.len() + 2);
+            out.push(b'"');
+            out.extend_from_slice(bytes);
+            out.push(b'"');
+        }
         ValueRef::Text(bytes) => {
             let text = std::str::from_utf8(bytes).map_err(|_| format!("column `{}` holds text that is not UTF-8", column.name))?;
             if column.class == ColumnClass::Timestamp && fast_time(text).is_none() {

@@ -134,40 +134,120 @@ fn line_id<'l>(line: &'l [u8], suffix: &[u8], id_finder: &memmem::FinderRev) -> 
     serde_json::from_slice::<String>(raw).ok().map(std::borrow::Cow::Owned)
 }
 
-/// The lines (each with its newline) of the records in `wanted`, and how many there are. A line
-/// whose id cannot be read is checked by decoding it, so damage is reported, not skipped.
-pub fn matching_lines(raw: &[u8], object: &Arc<str>, wanted: &std::collections::HashSet<String>) -> Result<(Vec<u8>, usize), LineError> {
-    let mut suffix = b",\"object\":".to_vec();
-    crate::record::write_json_str(&mut suffix, object);
-    suffix.push(b'}');
-    let id_finder = memmem::FinderRev::new(b",\"id\":");
-    let mut out = Vec::new();
-    let mut count = 0;
-    let mut start = 0;
-    for (index, end) in memchr::memchr_iter(b'\n', raw).chain(std::iter::once(raw.len())).enumerate() {
-        let line = &raw[start..end];
-        start = end + 1;
-        if line.is_empty() {
-            continue;
+/// Picks the lines of wanted records out of a chunk's lines, fed to it in pieces of whole lines.
+struct LineMatcher<'a> {
+    object: &'a Arc<str>,
+    wanted: &'a std::collections::HashSet<String>,
+    suffix: Vec<u8>,
+    id_finder: memmem::FinderRev<'static>,
+    out: Vec<u8>,
+    count: usize,
+    /// Lines seen so far, for error messages.
+    lines: usize,
+}
+
+impl<'a> LineMatcher<'a> {
+    fn new(object: &'a Arc<str>, wanted: &'a std::collections::HashSet<String>) -> Self {
+        let mut suffix = b",\"object\":".to_vec();
+        crate::record::write_json_str(&mut suffix, object);
+        suffix.push(b'}');
+        LineMatcher {
+            object,
+            wanted,
+            suffix,
+            id_finder: memmem::FinderRev::new(b",\"id\":"),
+            out: Vec::new(),
+            count: 0,
+            lines: 0,
         }
-        match line_id(line, &suffix, &id_finder) {
-            Some(id) if !wanted.contains(id.as_ref()) => continue,
-            Some(_) => {}
-            None => {
-                let records = decode_lines(line, object).map_err(|e| LineError {
-                    line: index + 1,
-                    message: e.message,
-                })?;
-                if !records.iter().any(|r| wanted.contains(&r.id)) {
-                    continue;
+    }
+
+    /// Takes whole lines (the last one's newline may be missing at the end of the chunk). A line
+    /// whose id cannot be read is checked by decoding it, so damage is reported, not skipped.
+    fn feed(&mut self, raw: &[u8]) -> Result<(), LineError> {
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', raw).chain(std::iter::once(raw.len())) {
+            let line = &raw[start..end];
+            if end < raw.len() {
+                self.lines += 1;
+            }
+            start = end + 1;
+            if line.is_empty() {
+                continue;
+            }
+            if end == raw.len() {
+                self.lines += 1;
+            }
+            match line_id(line, &self.suffix, &self.id_finder) {
+                Some(id) if !self.wanted.contains(id.as_ref()) => continue,
+                Some(_) => {}
+                None => {
+                    let records = decode_lines(line, self.object).map_err(|e| LineError {
+                        line: self.lines,
+                        message: e.message,
+                    })?;
+                    if !records.iter().any(|r| self.wanted.contains(&r.id)) {
+                        continue;
+                    }
                 }
             }
+            self.out.extend_from_slice(line);
+            self.out.push(b'\n');
+            self.count += 1;
         }
-        out.extend_from_slice(line);
-        out.push(b'\n');
-        count += 1;
+        Ok(())
     }
-    Ok((out, count))
+}
+
+/// Decompressed bytes [`matching_lines_compressed`] holds at a time: small enough to stay in the
+/// processor's cache while its lines are matched.
+const WINDOW: usize = 256 * 1024;
+
+/// What [`matching_lines_compressed`] could not do.
+#[derive(Debug)]
+pub enum MatchError {
+    Inflate(String),
+    Line(LineError),
+}
+
+/// The lines (each with its newline) of the records in `wanted` in a compressed chunk body, and
+/// how many there are. The body is decompressed a window at a time, so it is never whole in
+/// memory; a body that inflates to `limit` bytes or more is refused.
+pub fn matching_lines_compressed(
+    stored: &[u8],
+    limit: usize,
+    object: &Arc<str>,
+    wanted: &std::collections::HashSet<String>,
+) -> Result<(Vec<u8>, usize), MatchError> {
+    use std::io::Read;
+    let inflate = |e: std::io::Error| MatchError::Inflate(format!("chunk does not inflate: {e}"));
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(stored).map_err(inflate)?;
+    let mut matcher = LineMatcher::new(object, wanted);
+    let (mut buf, mut filled, mut total) = (vec![0u8; WINDOW], 0, 0);
+    loop {
+        if filled == buf.len() {
+            // One line longer than the window.
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = decoder.read(&mut buf[filled..]).map_err(inflate)?;
+        total += n;
+        if total >= limit {
+            return Err(MatchError::Inflate(format!(
+                "chunk inflates to {total} bytes or more, more than the {} expected",
+                limit.saturating_sub(1)
+            )));
+        }
+        if n == 0 {
+            matcher.feed(&buf[..filled]).map_err(MatchError::Line)?;
+            return Ok((matcher.out, matcher.count));
+        }
+        filled += n;
+        if let Some(last) = memchr::memrchr(b'\n', &buf[..filled]) {
+            matcher.feed(&buf[..last]).map_err(MatchError::Line)?;
+            buf.copy_within(last + 1..filled, 0);
+            filled -= last + 1;
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -255,5 +335,50 @@ mod tests {
         assert_eq!(errors[0].line, 2);
         let (_, _, errors) = hash_lines(&raw[..raw.len() - 23], "deals");
         assert_eq!(errors[0].line, 1);
+    }
+
+    /// Wanted lines come out whole and in order across window boundaries (lines longer than the
+    /// window too); damage and oversized bodies are refused.
+    #[test]
+    fn matching_lines_stream_through_windows() {
+        let mut raw = Vec::new();
+        let mut records = Vec::new();
+        for i in 0..3000 {
+            let mut r = sample(&format!("id-{i}"), i % 7 == 0);
+            if i % 500 == 0 {
+                r.fields.insert("note".into(), json!("x".repeat(WINDOW + 17 * i)));
+            }
+            encode_line(&r, &mut raw);
+            records.push(r);
+        }
+        let wanted: std::collections::HashSet<String> = (0..3000)
+            .filter(|i| i % 250 == 0 || i % 7 == 3)
+            .map(|i| format!("id-{i}"))
+            .collect();
+        let stored = compress(&raw, 1).unwrap();
+        let object: Arc<str> = "contacts".into();
+        let (lines, count) = matching_lines_compressed(&stored, raw.len() + 1, &object, &wanted).unwrap();
+        let mut expected = Vec::new();
+        for r in records.iter().filter(|r| wanted.contains(&r.id)) {
+            encode_line(r, &mut expected);
+        }
+        assert_eq!(count, wanted.len());
+        assert!(lines == expected, "the wanted lines, in order");
+        assert!(matches!(
+            matching_lines_compressed(&stored, raw.len(), &object, &wanted),
+            Err(MatchError::Inflate(_))
+        ));
+        let mut damaged = stored.clone();
+        let middle = damaged.len() / 2;
+        damaged[middle] ^= 0xff;
+        damaged.truncate(damaged.len() - 3);
+        assert!(matching_lines_compressed(&damaged, raw.len() + 1, &object, &wanted).is_err());
+        let mut bad = raw.clone();
+        bad.extend_from_slice(b"{\"deleted\":false,\"rec\n");
+        let stored = compress(&bad, 1).unwrap();
+        match matching_lines_compressed(&stored, bad.len() + 1, &object, &wanted) {
+            Err(MatchError::Line(e)) => assert_eq!(e.line, 3001),
+            other => panic!("expected a line error, got {other:?}"),
+        }
     }
 }

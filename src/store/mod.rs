@@ -233,19 +233,28 @@ impl Store {
         fs::read(self.chunk_path(hex))
     }
 
-    /// Reads, checks and decompresses a chunk.
-    pub fn load_chunk(&self, chunk: &ChunkRef) -> Result<Vec<u8>, StoreError> {
+    /// A chunk's stored bytes, checked against its name.
+    fn checked_chunk(&self, chunk: &ChunkRef) -> Result<Vec<u8>, StoreError> {
         let path = self.chunk_path(&chunk.id);
         let stored = fs::read(&path).map_err(io("read chunk", &path))?;
-        let corrupt = |message: String| StoreError::Corrupt {
-            what: "chunk",
-            path: path.clone(),
-            message,
-        };
         if sha256(&stored).to_hex() != chunk.id {
-            return Err(corrupt("its bytes no longer hash to its name".into()));
+            return Err(self.corrupt(chunk, "its bytes no longer hash to its name".into()));
         }
-        chunk::decompress(&stored, chunk.raw as usize + 1).map_err(|e| corrupt(e.to_string()))
+        Ok(stored)
+    }
+
+    fn corrupt(&self, chunk: &ChunkRef, message: String) -> StoreError {
+        StoreError::Corrupt {
+            what: "chunk",
+            path: self.chunk_path(&chunk.id),
+            message,
+        }
+    }
+
+    /// Reads, checks and decompresses a chunk.
+    pub fn load_chunk(&self, chunk: &ChunkRef) -> Result<Vec<u8>, StoreError> {
+        let stored = self.checked_chunk(chunk)?;
+        chunk::decompress(&stored, chunk.raw as usize + 1).map_err(|e| self.corrupt(chunk, e.to_string()))
     }
 
     /// Reads all records of one object of a snapshot, chunk by chunk.
@@ -262,18 +271,18 @@ impl Store {
         })
     }
 
-    /// The chunk lines of the records of `wanted` in `chunk`, and how many there are.
+    /// The chunk lines of the records of `wanted` in `chunk`, and how many there are. The chunk
+    /// is checked whole but decompressed a window at a time.
     pub fn chunk_matching_lines(
         &self,
         chunk: &ChunkRef,
         object: &std::sync::Arc<str>,
         wanted: &std::collections::HashSet<String>,
     ) -> Result<(Vec<u8>, usize), StoreError> {
-        let raw = self.load_chunk(chunk)?;
-        chunk::matching_lines(&raw, object, wanted).map_err(|e| StoreError::Corrupt {
-            what: "chunk",
-            path: self.chunk_path(&chunk.id),
-            message: format!("line {}: {}", e.line, e.message),
+        let stored = self.checked_chunk(chunk)?;
+        chunk::matching_lines_compressed(&stored, chunk.raw as usize + 1, object, wanted).map_err(|e| match e {
+            chunk::MatchError::Inflate(message) => self.corrupt(chunk, message),
+            chunk::MatchError::Line(e) => self.corrupt(chunk, format!("line {}: {}", e.line, e.message)),
         })
     }
 
