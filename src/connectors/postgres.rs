@@ -352,7 +352,7 @@ async fn copy_out(
         Ok(stream) => stream,
         Err(e) => return fail(pg_error(&name, e)).await,
     };
-    let (bytes_tx, bytes_rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(16);
+    let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
     let encoder = {
         let (name, map, tx) = (name.clone(), map.clone(), tx.clone());
         tokio::task::spawn_blocking(move || encode_copy(&name, &map, lines, bytes_rx, &tx))
@@ -360,7 +360,7 @@ async fn copy_out(
     while let Some(chunk) = stream.next().await {
         match chunk {
             Ok(chunk) => {
-                if bytes_tx.send(chunk).is_err() {
+                if bytes_tx.send(chunk).await.is_err() {
                     break;
                 }
             }
@@ -380,7 +380,7 @@ fn encode_copy(
     name: &str,
     map: &PgTable,
     lines: bool,
-    bytes: std::sync::mpsc::Receiver<bytes::Bytes>,
+    mut bytes: tokio::sync::mpsc::Receiver<bytes::Bytes>,
     tx: &tokio::sync::mpsc::Sender<Result<EncodedPage, ConnectorError>>,
 ) {
     let Some(mut encoder) = map.encoder() else {
@@ -416,7 +416,7 @@ fn encode_copy(
             })
             .map_err(err)
     };
-    for chunk in bytes {
+    while let Some(chunk) = bytes.blocking_recv() {
         let mut data: &[u8] = &chunk;
         if !carry.is_empty() {
             let Some(end) = memchr::memchr(b'\n', data) else {

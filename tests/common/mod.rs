@@ -251,3 +251,4 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+pub mod postgres;
