@@ -98,12 +98,18 @@ fn leaves(schema: &Value, objects: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// A text field worth editing: not the id, not the modified column, not a reference.
+/// A text field worth editing: not the id, not the modified column, not a reference, and not a
+/// decimal, date or time kept as a string (a typed database column would refuse free text).
 fn editable_field(record: &Record, id: &str, modified: Option<&str>) -> Option<String> {
+    let free_text = |v: &Value| {
+        v.as_str().is_some_and(|s| {
+            s.parse::<f64>().is_err() && crate::record::parse_time(s).is_none() && chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_err()
+        })
+    };
     record
         .fields
         .iter()
-        .find(|(k, v)| v.is_string() && k.as_str() != id && Some(k.as_str()) != modified && !k.ends_with("_id") && !k.ends_with("_at"))
+        .find(|(k, v)| free_text(v) && k.as_str() != id && Some(k.as_str()) != modified && !k.ends_with("_id") && !k.ends_with("_at"))
         .map(|(k, _)| k.clone())
 }
 
