@@ -10,6 +10,7 @@ mod collections;
 pub mod ids;
 pub mod objects;
 mod query;
+mod replication;
 mod rows;
 
 use std::sync::{Arc, Mutex};
@@ -62,6 +63,8 @@ pub fn routes() -> axum::Router<App> {
         (at("/sobjects"), get(describe_global)),
         (at("/sobjects/{object}"), get(describe_basic).post(rows::create)),
         (at("/sobjects/{object}/describe"), get(describe)),
+        (at("/sobjects/{object}/updated"), get(replication::updated)),
+        (at("/sobjects/{object}/deleted"), get(replication::deleted)),
         (
             at("/sobjects/{object}/{id}"),
             get(rows::read).patch(rows::update).delete(rows::delete),
