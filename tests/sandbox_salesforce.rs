@@ -12,6 +12,9 @@ use common::{SANDBOX_TOKEN as TOKEN, Served};
 
 const V: &str = "/services/data/v59.0";
 
+/// A client-side filter a SOQL condition must agree with.
+type Predicate<'a> = Box<dyn Fn(&Value) -> bool + 'a>;
+
 fn start(args: &[&str]) -> Served {
     let mut all = vec!["--flavor", "salesforce"];
     all.extend_from_slice(args);
@@ -114,7 +117,7 @@ async fn salesforce_soql_operators_match_a_client_side_filter() {
     .await;
     let text = |r: &Value, f: &str| r[f].as_str().unwrap_or_default().to_lowercase();
     let june = ms(&json!("2025-06-01T00:00:00.000+0000"));
-    let cases: Vec<(&str, Box<dyn Fn(&Value) -> bool>)> = vec![
+    let cases: Vec<(&str, Predicate)> = vec![
         ("LeadSource = 'web'", Box::new(|r| text(r, "LeadSource") == "web")),
         ("LeadSource != 'Web'", Box::new(|r| text(r, "LeadSource") != "web")),
         ("Phone = null", Box::new(|r| r["Phone"].is_null())),

@@ -3,13 +3,24 @@
 //! cutover, for drills). `/_sandbox/faults` lives beside the request gate in `mod.rs`.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::store::{self, Kind, Records};
+
+/// `/_sandbox/state` and `/_sandbox/traffic` over the `records` of a flavor's state `S`.
+pub fn routes<S: Send + Sync + 'static>(flavor: &'static str, records: fn(&S) -> &Records) -> axum::Router<Arc<S>> {
+    let state_of = move |State(app): State<Arc<S>>| async move { state(records(&app), flavor) };
+    let traffic_of = move |State(app): State<Arc<S>>, body: Option<Json<Value>>| async move { traffic(records(&app), body).await };
+    axum::Router::new()
+        .route("/_sandbox/state", axum::routing::get(state_of))
+        .route("/_sandbox/traffic", axum::routing::post(traffic_of))
+}
 
 /// `GET /_sandbox/state`: per object, live and archived counts and the canonical digest of the
 /// live records (the store's digest of the records a connector would export).

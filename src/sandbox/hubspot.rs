@@ -97,14 +97,7 @@ pub fn routes() -> axum::Router<App> {
         .route("/settings/v3/users/", get(users_list))
         .route("/settings/v3/users/roles", get(roles))
         .route("/settings/v3/users/{id}", get(user_get).put(user_put).delete(user_delete))
-        .route(
-            "/_sandbox/state",
-            get(|Shared(app): Shared<App>| async move { admin::state(&app.records, "hubspot") }),
-        )
-        .route(
-            "/_sandbox/traffic",
-            post(|Shared(app): Shared<App>, body: Option<Json<Value>>| async move { admin::traffic(&app.records, body).await }),
-        )
+        .merge(admin::routes("hubspot", |state: &State| &state.records))
 }
 
 /// HubSpot's error body.

@@ -92,14 +92,7 @@ pub fn routes() -> axum::Router<App> {
         router = both(router, &path, handler);
     }
     router
-        .route(
-            "/_sandbox/state",
-            get(|Shared(app): Shared<App>| async move { admin::state(&app.records, "salesforce") }),
-        )
-        .route(
-            "/_sandbox/traffic",
-            post(|Shared(app): Shared<App>, body: Option<Json<Value>>| async move { admin::traffic(&app.records, body).await }),
-        )
+        .merge(admin::routes("salesforce", |state: &State| &state.records))
         .fallback(|| async { not_found() })
         .layer(axum::middleware::from_fn(check_version))
 }
@@ -242,7 +235,7 @@ async fn describe(Shared(app): Shared<App>, Path((version, object)): Path<(Strin
         .map(|p| {
             let kind = objects::field_type(p);
             let external = p.name == "External_Id__c";
-            let writable = !p.system && !(p.name == "IsActive" && !table.kind.createable);
+            let writable = !p.system;
             json!({
                 "name": p.name, "label": p.label, "type": kind, "length": if kind == "string" || kind == "textarea" { 255 } else { 0 },
                 "createable": writable && table.kind.createable, "updateable": writable,

@@ -20,6 +20,8 @@ use crate::sandbox::store::Table;
 
 /// One record's checked write: the change and, for upserts, whether it creates.
 type Checked = Result<(Change, Option<bool>), Failure>;
+/// One record's outcome: the table and id written, and for upserts whether it was created.
+type Written = Result<(usize, u64, Option<bool>), Failure>;
 
 /// `records` of a collection body and its `allOrNone`; the top-level error otherwise.
 fn records_of(body: &Bytes) -> Result<(Vec<Value>, bool), Response> {
@@ -58,7 +60,7 @@ fn typed(tables: &[Table], record: &Value) -> Result<usize, Failure> {
 /// Checks every item, applies them (all, or none when `all_or_none` and one failed), saves, and
 /// answers the per-record results.
 async fn run(app: &App, all_or_none: bool, items: usize, check: impl Fn(&[Table], usize) -> Checked) -> Response {
-    let mut outcomes: Vec<Result<(usize, u64, Option<bool>), Failure>> = Vec::with_capacity(items);
+    let mut outcomes: Vec<Written> = Vec::with_capacity(items);
     let mut touched: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
     let results: Vec<Value> = {
         let mut tables = app.records.tables.write().expect("tables lock");
@@ -109,29 +111,27 @@ async fn run(app: &App, all_or_none: bool, items: usize, check: impl Fn(&[Table]
     Json(results).into_response()
 }
 
+/// Checks and writes each record of a collection body (`{allOrNone, records}`).
+async fn each_record(app: &App, body: &Bytes, check: impl Fn(&[Table], &Value) -> Checked) -> Response {
+    match records_of(body) {
+        Ok((records, all_or_none)) => run(app, all_or_none, records.len(), |tables, i| check(tables, &records[i])).await,
+        Err(r) => r,
+    }
+}
+
 /// `POST /composite/sobjects`: creates records of any types.
 pub async fn collection_create(Shared(app): Shared<App>, body: Bytes) -> Response {
-    let (records, all_or_none) = match records_of(&body) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    run(&app, all_or_none, records.len(), |tables, i| {
-        let t = typed(tables, &records[i])?;
-        Ok((check_create(tables, t, &records[i])?, None))
+    each_record(&app, &body, |tables, record| {
+        Ok((check_create(tables, typed(tables, record)?, record)?, None))
     })
     .await
 }
 
 /// `PATCH /composite/sobjects`: updates records (each with `id`) of any types.
 pub async fn collection_update(Shared(app): Shared<App>, body: Bytes) -> Response {
-    let (records, all_or_none) = match records_of(&body) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    run(&app, all_or_none, records.len(), |tables, i| {
-        let t = typed(tables, &records[i])?;
-        let id = records[i]["id"].as_str().or(records[i]["Id"].as_str()).unwrap_or_default();
-        Ok((check_update(tables, t, id, &records[i])?, None))
+    each_record(&app, &body, |tables, record| {
+        let id = record["id"].as_str().or(record["Id"].as_str()).unwrap_or_default();
+        Ok((check_update(tables, typed(tables, record)?, id, record)?, None))
     })
     .await
 }
@@ -142,16 +142,12 @@ pub async fn collection_upsert(
     Path((_, object, field)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    let (records, all_or_none) = match records_of(&body) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
     let t = match table_index(&app.records.tables.read().expect("tables lock"), &object, StatusCode::NOT_FOUND) {
         Ok(t) => t,
         Err(r) => return r,
     };
-    run(&app, all_or_none, records.len(), |tables, i| {
-        let value = match &records[i][field.as_str()] {
+    each_record(&app, &body, |tables, record| {
+        let value = match &record[field.as_str()] {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             _ => {
@@ -162,7 +158,7 @@ pub async fn collection_upsert(
                 });
             }
         };
-        let (change, created) = check_upsert(tables, t, &field, &value, &records[i])?;
+        let (change, created) = check_upsert(tables, t, &field, &value, record)?;
         Ok((change, Some(created)))
     })
     .await

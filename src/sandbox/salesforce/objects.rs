@@ -8,16 +8,12 @@ use crate::sandbox::store::{Kind, ObjectType, Property, Style, Table, prop, syst
 
 /// Every object type served, in the order global describe lists them.
 pub fn object_types() -> Vec<ObjectType> {
-    use Kind::*;
-    let object = |name, prefix, required, createable, own: Vec<Property>| {
-        let mut properties = vec![system("Id", "Record ID", Text)];
-        properties.extend(own);
-        properties.extend([
-            system("CreatedDate", "Created Date", DateTime),
-            system("LastModifiedDate", "Last Modified Date", DateTime),
-            system("SystemModstamp", "System Modstamp", DateTime),
-            system("IsDeleted", "Deleted", Boolean),
-        ]);
+    let object = |name, prefix, required, createable, own: &'static str| {
+        let mut properties = vec![system("Id", "Record ID", Kind::Text)];
+        properties.extend(fields(own));
+        properties.extend(fields(
+            "CreatedDate:kept-date LastModifiedDate:kept-date SystemModstamp:kept-date IsDeleted:kept-bool",
+        ));
         ObjectType {
             name,
             type_id: prefix,
@@ -29,105 +25,72 @@ pub fn object_types() -> Vec<ObjectType> {
             required,
         }
     };
-    let external = || prop("External_Id__c", "External ID", Text);
     vec![
         object(
             "Account",
             "001",
             &["Name"],
             true,
-            vec![
-                prop("Name", "Account Name", Text),
-                prop("Type", "Account Type", Enumeration),
-                prop("Industry", "Industry", Enumeration),
-                prop("BillingCountry", "Billing Country", Text),
-                prop("Phone", "Account Phone", Text),
-                prop("Website", "Website", Text),
-                prop("NumberOfEmployees", "Employees", Number),
-                prop("AnnualRevenue", "Annual Revenue", Number),
-                prop("OwnerId", "Owner ID", Text),
-                prop("Description", "Account Description", Text),
-                external(),
-            ],
+            concat!(
+                "Name Type:enum Industry:enum BillingCountry Phone Website NumberOfEmployees:number AnnualRevenue:number ",
+                "Description OwnerId External_Id__c"
+            ),
         ),
         object(
             "Contact",
             "003",
             &["LastName"],
             true,
-            vec![
-                prop("FirstName", "First Name", Text),
-                prop("LastName", "Last Name", Text),
-                prop("Email", "Email", Text),
-                prop("Phone", "Business Phone", Text),
-                prop("Title", "Title", Text),
-                prop("AccountId", "Account ID", Text),
-                prop("OwnerId", "Owner ID", Text),
-                prop("LeadSource", "Lead Source", Enumeration),
-                prop("MailingCountry", "Mailing Country", Text),
-                prop("Description", "Contact Description", Text),
-                external(),
-            ],
+            concat!(
+                "FirstName LastName Email Phone Title AccountId LeadSource:enum MailingCountry Description ",
+                "OwnerId External_Id__c"
+            ),
         ),
         object(
             "Opportunity",
             "006",
             &["Name", "StageName", "CloseDate"],
             true,
-            vec![
-                prop("Name", "Name", Text),
-                prop("AccountId", "Account ID", Text),
-                prop("StageName", "Stage", Enumeration),
-                prop("Amount", "Amount", Number),
-                prop("CloseDate", "Close Date", DateTime),
-                prop("Type", "Opportunity Type", Enumeration),
-                prop("OwnerId", "Owner ID", Text),
-                external(),
-            ],
+            concat!(
+                "Name AccountId StageName:enum Amount:number CloseDate:date Type:enum ",
+                "OwnerId External_Id__c"
+            ),
         ),
         object(
             "Case",
             "500",
             &[],
             true,
-            vec![
-                prop("Subject", "Subject", Text),
-                prop("Description", "Description", Text),
-                prop("Status", "Status", Enumeration),
-                prop("Priority", "Priority", Enumeration),
-                prop("Origin", "Case Origin", Enumeration),
-                prop("AccountId", "Account ID", Text),
-                prop("ContactId", "Contact ID", Text),
-                prop("OwnerId", "Owner ID", Text),
-                external(),
-            ],
+            concat!(
+                "Subject Description Status:enum Priority:enum Origin:enum AccountId ContactId ",
+                "OwnerId External_Id__c"
+            ),
         ),
-        object(
-            "User",
-            "005",
-            &[],
-            false,
-            vec![
-                prop("Username", "Username", Text),
-                prop("Email", "Email", Text),
-                prop("FirstName", "First Name", Text),
-                prop("LastName", "Last Name", Text),
-                prop("Alias", "Alias", Text),
-                prop("IsActive", "Active", Boolean),
-            ],
-        ),
-        object(
-            "UserLogin",
-            "060",
-            &[],
-            false,
-            vec![
-                system("UserId", "User ID", Text),
-                prop("IsFrozen", "Is Frozen", Boolean),
-                prop("IsPasswordLocked", "Is Password Locked", Boolean),
-            ],
-        ),
+        object("User", "005", &[], false, "Username Email FirstName LastName Alias IsActive:bool"),
+        object("UserLogin", "060", &[], false, "UserId:kept IsFrozen:bool IsPasswordLocked:bool"),
     ]
+}
+
+/// Properties from a compact list, labelled by their names: `Name` is text; `:enum`, `:number`,
+/// `:date` and `:bool` give other kinds; `kept` marks fields only the server writes.
+fn fields(spec: &'static str) -> Vec<Property> {
+    spec.split_whitespace()
+        .map(|field| {
+            let (name, kind) = field.split_once(':').unwrap_or((field, ""));
+            let (kept, kind) = match kind.strip_prefix("kept") {
+                Some(rest) => (true, rest.trim_start_matches('-')),
+                None => (false, kind),
+            };
+            let kind = match kind {
+                "enum" => Kind::Enumeration,
+                "number" => Kind::Number,
+                "date" => Kind::DateTime,
+                "bool" => Kind::Boolean,
+                _ => Kind::Text,
+            };
+            if kept { system(name, name, kind) } else { prop(name, name, kind) }
+        })
+        .collect()
 }
 
 /// The Salesforce field type of a property, for describe (and how its values read in JSON).
