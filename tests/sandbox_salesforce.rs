@@ -721,6 +721,15 @@ async fn salesforce_traffic_state_and_restart() {
             .collect();
     let (_, _, deleted) = s.call("GET", &format!("{V}/queryAll?q={encoded}"), None).await;
     assert_eq!(deleted["totalSize"].as_u64(), Some(archived));
+    // The replication resources see the same changes (a `+` sent unencoded reads as one).
+    let window = "start=2026-11-20T22:00:00+00:00&end=2099-01-01T00:00:00Z";
+    let (_, _, updated) = s.call("GET", &format!("{V}/sobjects/Contact/updated/?{window}"), None).await;
+    assert_eq!(updated["ids"].as_array().unwrap().len(), 3 + 4, "{updated}");
+    let (_, _, removed) = s.call("GET", &format!("{V}/sobjects/Contact/deleted/?{window}"), None).await;
+    let removed_ids: Vec<&Value> = removed["deletedRecords"].as_array().unwrap().iter().map(|d| &d["id"]).collect();
+    assert_eq!(removed_ids, touched["archived"].as_array().unwrap().iter().collect::<Vec<_>>());
+    let (status, _, body) = s.call("GET", &format!("{V}/sobjects/Contact/updated/?start=yesterday"), None).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("INVALID_REPLICATION_DATE")));
     let (_, _, up) = s
         .call(
             "PATCH",
