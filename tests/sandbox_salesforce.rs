@@ -760,3 +760,114 @@ async fn salesforce_traffic_state_and_restart() {
     let (_, _, seeded) = fresh.call("GET", "/_sandbox/state", None).await;
     assert_eq!(seeded["objects"], before["objects"]);
 }
+
+/// Every CSV page of a Bulk API 2.0 query job (header row checked), following `Sforce-Locator`.
+async fn bulk_rows(s: &Served, job: &str, max: usize, delimiter: u8) -> (Vec<csv::StringRecord>, usize, csv::StringRecord) {
+    let (mut locator, mut rows, mut pages) = (String::new(), Vec::new(), 0);
+    loop {
+        let mut url = format!("{V}/jobs/query/{job}/results?maxRecords={max}");
+        if !locator.is_empty() {
+            url.push_str(&format!("&locator={locator}"));
+        }
+        let r = s.http.get(s.url(&url)).bearer_auth(TOKEN).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.headers()["content-type"], "text/csv");
+        let n: usize = r.headers()["sforce-numberofrecords"].to_str().unwrap().parse().unwrap();
+        let next = r.headers()["sforce-locator"].to_str().unwrap().to_string();
+        let text = r.text().await.unwrap();
+        let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).from_reader(text.as_bytes());
+        let header = reader.headers().unwrap().clone();
+        let page: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(page.len(), n, "Sforce-NumberOfRecords");
+        rows.extend(page);
+        pages += 1;
+        if next == "null" {
+            return (rows, pages, header);
+        }
+        locator = next;
+    }
+}
+
+/// Bulk API 2.0 query jobs: complete at once, CSV pages with locators, queryAll, delimiters,
+/// aborts, deletes and errors.
+#[tokio::test]
+async fn salesforce_bulk_query_jobs() {
+    let s = start(&["--seed", "2500"]);
+    let jobs = format!("{V}/jobs/query");
+    let create = |operation: &str, soql: &str| json!({"operation": operation, "query": soql});
+    let (status, _, job) = s
+        .call("POST", &jobs, Some(create("query", "SELECT Id, Email, Phone FROM Contact")))
+        .await;
+    assert_eq!((status, job["state"].as_str()), (200, Some("UploadComplete")), "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("750") && id.len() == 18);
+    let (_, _, info) = s.call("GET", &format!("{jobs}/{id}"), None).await;
+    assert_eq!(
+        (info["state"].as_str(), info["numberRecordsProcessed"].as_u64()),
+        (Some("JobComplete"), Some(2500))
+    );
+    let (rows, pages, header) = bulk_rows(&s, &id, 1000, b',').await;
+    assert_eq!((rows.len(), pages), (2500, 3));
+    assert_eq!(header, csv::StringRecord::from(vec!["Id", "Email", "Phone"]));
+    assert_eq!(rows.iter().map(|r| r[0].to_string()).collect::<BTreeSet<_>>().len(), 2500);
+    assert!(
+        rows.iter().any(|r| r[2].is_empty()) && rows.iter().all(|r| r[1].contains('@')),
+        "nulls are empty fields"
+    );
+    let (_, _, listed) = s.call("GET", &jobs, None).await;
+    assert_eq!(listed["records"][0]["id"], id.as_str());
+
+    // queryAll sees a deleted record, query does not; other delimiters and line endings.
+    let (_, _, page) = s.call("GET", &q("SELECT Id FROM Contact LIMIT 1"), None).await;
+    let gone = page["records"][0]["Id"].as_str().unwrap().to_string();
+    assert_eq!(s.call("DELETE", &format!("{V}/sobjects/Contact/{gone}"), None).await.0, 204);
+    let soql = "SELECT Id, IsDeleted FROM Contact WHERE IsDeleted = true";
+    for (operation, expected) in [("query", 0), ("queryAll", 1)] {
+        let (_, _, job) = s.call("POST", &jobs, Some(create(operation, soql))).await;
+        let (rows, _, _) = bulk_rows(&s, job["id"].as_str().unwrap(), 100, b',').await;
+        assert_eq!(rows.len(), expected, "{operation}");
+    }
+    let (_, _, tabbed) = s
+        .call("POST", &jobs, Some(json!({"operation": "query", "query": "SELECT Id, Title FROM Contact LIMIT 5", "columnDelimiter": "TAB", "lineEnding": "CRLF"})))
+        .await;
+    let r = s
+        .http
+        .get(s.url(&format!("{jobs}/{}/results", tabbed["id"].as_str().unwrap())))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    assert!(
+        text.starts_with("\"Id\"\t\"Title\"\r\n") && text.matches("\r\n").count() == 6,
+        "{text}"
+    );
+
+    // Aborted jobs have no results; deleted jobs are gone; refusals.
+    let (status, _, aborted) = s.call("PATCH", &format!("{jobs}/{id}"), Some(json!({"state": "Aborted"}))).await;
+    assert_eq!((status, aborted["state"].as_str()), (200, Some("Aborted")));
+    let (status, _, body) = s.call("GET", &format!("{jobs}/{id}/results"), None).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (412, Some("JOB_NOT_COMPLETE")));
+    assert_eq!(s.call("DELETE", &format!("{jobs}/{id}"), None).await.0, 204);
+    assert_eq!(s.call("GET", &format!("{jobs}/{id}"), None).await.0, 404);
+    for (body, code) in [
+        (create("query", "SELECT COUNT() FROM Contact"), "INVALIDJOB"),
+        (create("upsert", "SELECT Id FROM Contact"), "INVALIDJOB"),
+        (create("query", "SELECT Id FRM Contact"), "MALFORMED_QUERY"),
+        (
+            json!({"operation": "query", "query": "SELECT Id FROM Contact", "columnDelimiter": "SPACE"}),
+            "INVALIDJOB",
+        ),
+    ] {
+        let (status, _, answer) = s.call("POST", &jobs, Some(body)).await;
+        assert_eq!((status, answer[0]["errorCode"].as_str()), (400, Some(code)), "{answer}");
+    }
+    let (status, _, body) = s
+        .call(
+            "GET",
+            &format!("{jobs}/{}/results?locator=%%%", tabbed["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("INVALID_LOCATOR")));
+}

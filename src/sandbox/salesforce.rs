@@ -1,11 +1,13 @@
 //! The Salesforce flavor: the REST API under `/services/data/vXX.X/` for any version — SOQL
 //! `query` / `queryAll` with `nextRecordsUrl` paging (`salesforce/query.rs`), describe, sObject
-//! rows, upsert by external id and sObject Collections (`salesforce/rows.rs`) — with
+//! rows, upsert by external id and sObject Collections (`salesforce/rows.rs`,
+//! `collections.rs`), Bulk API 2.0 query jobs (`bulk.rs`) — with
 //! Salesforce's error arrays, `Sforce-Limit-Info` and `REQUEST_LIMIT_EXCEEDED`; plus the shared
 //! admin endpoints. Trailing slashes are tolerated, as simple-salesforce sends both forms.
 // Helpers return the early answer of a handler as their error: a whole response, by design.
 #![allow(clippy::result_large_err)]
 
+mod bulk;
 mod collections;
 pub mod ids;
 pub mod objects;
@@ -30,10 +32,11 @@ pub const COLLECTION_MAX: usize = 200;
 /// The maximum `Sforce-Limit-Info` reports when the daily allowance is off (`--daily-limit 0`).
 pub const UNLIMITED_DAILY: u64 = 1_000_000_000;
 
-/// The flavor's records and open query cursors.
+/// The flavor's records, open query cursors and Bulk API query jobs.
 pub struct State {
     pub records: Records,
     cursors: Mutex<query::Cursors>,
+    jobs: Mutex<bulk::Jobs>,
 }
 
 type App = Arc<State>;
@@ -46,6 +49,7 @@ impl State {
         Ok(State {
             records,
             cursors: Mutex::new(query::Cursors::default()),
+            jobs: Mutex::new(bulk::Jobs::default()),
         })
     }
 }
@@ -88,6 +92,9 @@ pub fn routes() -> axum::Router<App> {
             at("/composite/sobjects/{object}/{field}"),
             axum::routing::patch(rows::collection_upsert),
         ),
+        (at("/jobs/query"), get(bulk::list).post(bulk::create)),
+        (at("/jobs/query/{job}"), get(bulk::get).patch(bulk::abort).delete(bulk::delete)),
+        (at("/jobs/query/{job}/results"), get(bulk::results)),
     ] {
         router = both(router, &path, handler);
     }

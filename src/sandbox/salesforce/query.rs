@@ -185,10 +185,10 @@ enum Plan {
 }
 
 /// An open query: what it selects, how many records it has and how to get the next ones.
-struct Cursor {
-    table: usize,
-    columns: Vec<usize>,
-    total: usize,
+pub struct Cursor {
+    pub table: usize,
+    pub columns: Vec<usize>,
+    pub total: usize,
     batch: usize,
     plan: Plan,
 }
@@ -216,7 +216,7 @@ impl Cursors {
 }
 
 /// Records `[from, from + n)` of the cursor's results.
-fn page(table: &Table, cursor: &Cursor, from: usize, n: usize) -> Vec<u64> {
+pub fn page(table: &Table, cursor: &Cursor, from: usize, n: usize) -> Vec<u64> {
     match &cursor.plan {
         Plan::Sorted(ids) => ids.iter().skip(from).take(n).copied().collect(),
         Plan::ById { filter, all, skip, resume } => {
@@ -276,51 +276,34 @@ fn malformed(message: &str) -> Response {
     error(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", message)
 }
 
-/// Runs a query's first page.
-fn run(app: &App, version: &str, raw: Option<String>, headers: &HeaderMap, all: bool) -> Response {
-    let raw = raw.unwrap_or_default();
-    let Some(text) = form_urlencoded::parse(raw.as_bytes())
-        .find(|(k, _)| k == "q")
-        .map(|(_, v)| v.into_owned())
-    else {
-        return malformed("A query string has to be specified: add `?q=SELECT ...`");
-    };
-    let query = match soql::parse(&text) {
-        Ok(q) => q,
-        Err(message) => return malformed(message.as_str()),
-    };
-    let tables = app.records.tables.read().expect("tables lock");
-    let t = match table_index(&tables, &query.object, StatusCode::BAD_REQUEST) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+/// What a query selects: how many records match (`COUNT()`), or a cursor over them.
+pub enum Opened {
+    Count(usize),
+    Rows(Cursor),
+}
+
+/// Parses and resolves a query and finds its records (`all`: deleted ones too); `batch` is the
+/// page size of the cursor.
+pub fn open(tables: &[Table], text: &str, all: bool, batch: usize) -> Result<Opened, Response> {
+    let query = soql::parse(text).map_err(|message| malformed(&message))?;
+    let t = table_index(tables, &query.object, StatusCode::BAD_REQUEST)?;
     let table = &tables[t];
-    let filter = match query.filter.as_ref().map(|f| resolve(table, f)).transpose() {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let filter = query.filter.as_ref().map(|f| resolve(table, f)).transpose()?;
     let visible = |id: &u64, rec: &Rec| (all || rec.archived.is_none()) && filter.as_ref().is_none_or(|f| f.eval(table, *id, rec));
     let skip = query.offset.unwrap_or(0);
     let limit = query.limit.unwrap_or(usize::MAX);
     let columns = match &query.select {
         Select::Count => {
             let n = table.records.iter().filter(|(id, rec)| visible(id, rec)).count();
-            return Json(json!({"totalSize": n.saturating_sub(skip).min(limit), "done": true, "records": []})).into_response();
+            return Ok(Opened::Count(n.saturating_sub(skip).min(limit)));
         }
-        Select::Fields(names) => match names.iter().map(|n| column(table, n)).collect::<Result<Vec<_>, _>>() {
-            Ok(c) => c,
-            Err(r) => return r,
-        },
+        Select::Fields(names) => names.iter().map(|n| column(table, n)).collect::<Result<Vec<_>, _>>()?,
     };
-    let order = match query
+    let order = query
         .order
         .iter()
         .map(|o| Ok((column(table, &o.field)?, o)))
-        .collect::<Result<Vec<_>, Response>>()
-    {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+        .collect::<Result<Vec<_>, Response>>()?;
     let by_id = match order.as_slice() {
         [] => true,
         [(c, o)] => table.kind.properties[*c].name == "Id" && !o.descending,
@@ -370,14 +353,30 @@ fn run(app: &App, version: &str, raw: Option<String>, headers: &HeaderMap, all: 
         let ids: Vec<u64> = keyed.into_iter().map(|(_, id)| id).skip(skip).take(limit).collect();
         (ids.len(), Plan::Sorted(ids))
     };
-    let cursor = Arc::new(Cursor {
+    Ok(Opened::Rows(Cursor {
         table: t,
         columns,
         total,
-        batch: batch_size(headers),
+        batch,
         plan,
-    });
-    answer(app, table, cursor, 0, None, version)
+    }))
+}
+
+/// Runs a query's first page.
+fn run(app: &App, version: &str, raw: Option<String>, headers: &HeaderMap, all: bool) -> Response {
+    let raw = raw.unwrap_or_default();
+    let Some(text) = form_urlencoded::parse(raw.as_bytes())
+        .find(|(k, _)| k == "q")
+        .map(|(_, v)| v.into_owned())
+    else {
+        return malformed("A query string has to be specified: add `?q=SELECT ...`");
+    };
+    let tables = app.records.tables.read().expect("tables lock");
+    match open(&tables, &text, all, batch_size(headers)) {
+        Ok(Opened::Count(n)) => Json(json!({"totalSize": n, "done": true, "records": []})).into_response(),
+        Ok(Opened::Rows(cursor)) => answer(app, &tables[cursor.table], Arc::new(cursor), 0, None, version),
+        Err(r) => r,
+    }
 }
 
 /// `GET /query?q=SOQL`.
