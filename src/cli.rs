@@ -93,8 +93,8 @@ pub enum SandboxCommand {
 
 #[derive(Debug, Args)]
 pub struct SandboxServeArgs {
-    /// Which CRM's API to serve.
-    #[arg(long, default_value = "hubspot")]
+    /// Which CRM's API to serve: `hubspot` (plain HTTP) or `salesforce` (HTTPS).
+    #[arg(long, default_value = "hubspot", value_parser = ["hubspot", "salesforce"])]
     pub flavor: String,
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
@@ -109,10 +109,14 @@ pub struct SandboxServeArgs {
     /// Keep the records in this SQLite file, so a restarted server keeps its state.
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
+    /// Salesforce: write the CA certificate (`rollback-sandbox-PORT-ca.pem`) into this folder
+    /// (default: the `--data` file's folder, else a temporary folder removed at shutdown).
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
     /// Injected faults, e.g. `error_rate=0.05,statuses=500|502|503|429,latency=20ms..200ms,reset_rate=0.01,seed=7`.
     #[arg(long, value_name = "SPEC")]
     pub faults: Option<String>,
-    /// Requests allowed per ten seconds (0: unlimited).
+    /// Requests allowed per ten seconds (0: unlimited; HubSpot only).
     #[arg(long, default_value_t = 100)]
     pub rate_limit: u64,
     /// Requests allowed per day (0: unlimited).

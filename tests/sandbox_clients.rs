@@ -1,7 +1,8 @@
-//! The vendors' own clients against the sandbox: HubSpot's Python client (`hubspot-api-client`,
-//! from PyPI, in a virtual environment kept outside the clone) runs `tests/clients/hubspot_client.py`
-//! against `rollback sandbox serve --flavor hubspot`. No silent skips: if the client cannot be
-//! installed, the test fails and says why.
+//! The vendors' own clients against the sandbox, from PyPI, in a virtual environment kept outside
+//! the clone: HubSpot's Python client (`hubspot-api-client`) runs `tests/clients/hubspot_client.py`
+//! against `rollback sandbox serve --flavor hubspot`, and `simple-salesforce` runs
+//! `tests/clients/salesforce_client.py` against the Salesforce flavor over HTTPS. No silent
+//! skips: if a client cannot be installed, the test fails and says why.
 
 mod common;
 
@@ -9,9 +10,13 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 const HUBSPOT_CLIENT: &str = "hubspot-api-client==12.0.0";
+const SALESFORCE_CLIENT: &str = "simple-salesforce==1.12.10";
 
-/// The virtual environment's python, created and filled on first use.
+/// The virtual environment's python, created and filled on first use (one test at a time: the
+/// client tests run in parallel and share the environment).
 fn python_with(package: &str, module: &str) -> PathBuf {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let venv = std::env::var_os("ROLLBACK_PYCLIENTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/rollback-pyclients"));
@@ -51,21 +56,37 @@ fn python_with(package: &str, module: &str) -> PathBuf {
     python
 }
 
+/// Runs `tests/clients/SCRIPT` with `python` and `args`; it must print `ok`.
+fn run_client(python: &PathBuf, script: &str, args: &[&str]) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(script);
+    let out = Command::new(python).arg(&script).args(args).output().unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "{} failed:\n{}\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// HubSpot's Python client pages, batches, searches and archives against the sandbox unmodified.
 #[test]
 fn hubspot_python_client_works_unmodified() {
     let python = python_with(HUBSPOT_CLIENT, "hubspot");
     let server = common::Served::start(&["--flavor", "hubspot", "--seed", "250", "--rate-limit", "0"]);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/hubspot_client.py");
-    let out = Command::new(&python)
-        .arg(script)
-        .args([server.base.as_str(), common::SANDBOX_TOKEN, "250"])
-        .output()
-        .unwrap();
-    drop(server);
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
-        "the HubSpot client script failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_client(&python, "hubspot_client.py", &[server.base.as_str(), common::SANDBOX_TOKEN, "250"]);
+}
+
+/// simple-salesforce queries, writes, upserts, deletes and freezes users against the sandbox over
+/// HTTPS, configured only with a session id, the instance URL and the sandbox's CA.
+#[test]
+fn salesforce_python_client_works_unmodified() {
+    let python = python_with(SALESFORCE_CLIENT, "simple_salesforce");
+    let server = common::Served::start(&["--flavor", "salesforce", "--seed", "4500"]);
+    let ca = server.ca_file.clone().expect("the Salesforce sandbox names its CA file");
+    run_client(
+        &python,
+        "salesforce_client.py",
+        &[server.base.as_str(), common::SANDBOX_TOKEN, &ca, "4500"],
     );
 }

@@ -15,6 +15,16 @@ pub fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// `--name VALUE` from the command line, or `default`.
+pub fn text_arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| default.to_string())
+}
+
 /// The `rollback` binary built beside this example.
 pub fn rollback_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("own path");

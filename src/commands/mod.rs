@@ -83,6 +83,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     token: a.token.clone(),
                     seed: a.seed,
                     data: a.data.clone(),
+                    tls_dir: a.tls_dir.clone(),
                     faults: a.faults.clone(),
                     rate_limit: a.rate_limit,
                     daily_limit: a.daily_limit,

@@ -4,7 +4,7 @@
 // Helpers return the early answer of a handler as their error: a whole response, by design.
 #![allow(clippy::result_large_err)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use axum::Json;
@@ -14,9 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
+use super::admin;
 use super::associations::{self, Associations};
-use super::store::{self, Kind, Persist, Rec, Table, iso_ms, now_ms, parse_ms};
-use super::{Options, Refused, Server, correlation_id};
+use super::store::{self, Kind, Rec, Records, Table, iso_ms, now_ms, parse_ms};
+use super::{Options, Refused, correlation_id};
 
 /// Inputs allowed in one batch request.
 pub const BATCH_MAX: usize = 100;
@@ -28,45 +29,32 @@ pub const SEARCH_TOTAL_MAX: usize = 10_000;
 
 /// The flavor's records.
 pub struct State {
-    tables: RwLock<Vec<Table>>,
+    pub records: Records,
     assoc: RwLock<Associations>,
     /// Account users for role swaps (`/settings/v3/users`).
     users: RwLock<BTreeMap<u64, User>>,
-    persist: Option<Persist>,
 }
 
-type App = Arc<Server>;
+type App = Arc<State>;
 
 impl State {
     /// Seeds the records, or loads them from `--data` when the file already holds some.
     pub async fn open(options: &Options) -> anyhow::Result<State> {
-        let mut tables: Vec<Table> = store::object_types().into_iter().map(Table::new).collect();
-        let persist = match &options.data {
-            Some(path) => Some(
-                Persist::open(path)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot open the sandbox data file {}: {e}", path.display()))?,
-            ),
-            None => None,
-        };
-        let loaded = match &persist {
-            Some(p) => p.load(&mut tables).await?,
-            None => false,
-        };
-        let assoc = if loaded {
-            persist.as_ref().expect("loaded from it").load_associations().await?
-        } else {
-            store::seed(&mut tables, options.seed, store::SEED_EPOCH_MS);
-            let count = |name: &str| tables.iter().find(|t| t.kind.name == name).map_or(0, |t| t.records.len() as u64);
-            let assoc = Associations::seed(count("contacts"), count("deals"), count("companies"));
-            if let Some(p) = &persist {
-                for table in &tables {
-                    let ids: Vec<u64> = table.records.keys().copied().collect();
-                    p.write(store::rows(table, &ids)).await?;
+        let seed = |tables: &mut [Table]| store::seed(tables, options.seed, store::SEED_EPOCH_MS);
+        let (records, loaded) = Records::open(options.data.as_deref(), store::object_types(), seed).await?;
+        let assoc = match &records.persist {
+            Some(p) if loaded => p.load_associations().await?,
+            persist => {
+                let assoc = {
+                    let tables = records.tables.read().expect("tables lock");
+                    let count = |name: &str| tables.iter().find(|t| t.kind.name == name).map_or(0, |t| t.records.len() as u64);
+                    Associations::seed(count("contacts"), count("deals"), count("companies"))
+                };
+                if let Some(p) = persist {
+                    p.save_associations(assoc.all().collect(), Vec::new()).await?;
                 }
-                p.save_associations(assoc.all().collect(), Vec::new()).await?;
+                assoc
             }
-            assoc
         };
         let users = crate::generate::OWNERS
             .iter()
@@ -79,22 +67,10 @@ impl State {
             })
             .collect();
         Ok(State {
-            tables: RwLock::new(tables),
+            records,
             assoc: RwLock::new(assoc),
             users: RwLock::new(users),
-            persist,
         })
-    }
-
-    async fn save(&self, object: usize, ids: &[u64]) {
-        let Some(persist) = &self.persist else { return };
-        let rows = {
-            let tables = self.tables.read().expect("tables lock");
-            store::rows(&tables[object], ids)
-        };
-        if let Err(e) = persist.write(rows).await {
-            tracing::error!("sandbox: cannot save records: {e}");
-        }
     }
 }
 
@@ -121,8 +97,7 @@ pub fn routes() -> axum::Router<App> {
         .route("/settings/v3/users/", get(users_list))
         .route("/settings/v3/users/roles", get(roles))
         .route("/settings/v3/users/{id}", get(user_get).put(user_put).delete(user_delete))
-        .route("/_sandbox/state", get(state))
-        .route("/_sandbox/traffic", post(traffic))
+        .merge(admin::routes("hubspot", |state: &State| &state.records))
 }
 
 /// HubSpot's error body.
@@ -240,7 +215,7 @@ fn host(headers: &HeaderMap) -> String {
 
 async fn list(Shared(app): Shared<App>, Path(object): Path<String>, RawQuery(raw): RawQuery, request_headers: HeaderMap) -> Response {
     let q = Query::parse(raw);
-    let tables = app.hubspot.tables.read().expect("tables lock");
+    let tables = app.records.tables.read().expect("tables lock");
     let t = match table_index(&tables, &object) {
         Ok(t) => t,
         Err(r) => return r,
@@ -309,7 +284,7 @@ fn not_found(table: &Table, id: &str) -> Response {
 
 async fn read(Shared(app): Shared<App>, Path((object, id)): Path<(String, String)>, RawQuery(raw): RawQuery) -> Response {
     let q = Query::parse(raw);
-    let tables = app.hubspot.tables.read().expect("tables lock");
+    let tables = app.records.tables.read().expect("tables lock");
     let t = match table_index(&tables, &object) {
         Ok(t) => t,
         Err(r) => return r,
@@ -367,7 +342,7 @@ async fn create(Shared(app): Shared<App>, Path(object): Path<String>, body: Opti
         return not_an_object();
     };
     let (t, id, shown) = {
-        let mut tables = app.hubspot.tables.write().expect("tables lock");
+        let mut tables = app.records.tables.write().expect("tables lock");
         let t = match table_index(&tables, &object) {
             Ok(t) => t,
             Err(r) => return r,
@@ -386,7 +361,7 @@ async fn create(Shared(app): Shared<App>, Path(object): Path<String>, body: Opti
         let shown = show(table, id, &table.records[&id], &wanted(table, &asked, &[]));
         (t, id, shown)
     };
-    app.hubspot.save(t, &[id]).await;
+    app.records.save(t, &[id]).await;
     (StatusCode::CREATED, Json(shown)).into_response()
 }
 
@@ -401,7 +376,7 @@ async fn update(
     };
     let q = Query::parse(raw);
     let (t, n, shown) = {
-        let mut tables = app.hubspot.tables.write().expect("tables lock");
+        let mut tables = app.records.tables.write().expect("tables lock");
         let t = match table_index(&tables, &object) {
             Ok(t) => t,
             Err(r) => return r,
@@ -424,13 +399,13 @@ async fn update(
         table.records.insert(n, rec);
         (t, n, shown)
     };
-    app.hubspot.save(t, &[n]).await;
+    app.records.save(t, &[n]).await;
     Json(shown).into_response()
 }
 
 async fn archive(Shared(app): Shared<App>, Path((object, id)): Path<(String, String)>) -> Response {
     let (t, n) = {
-        let mut tables = app.hubspot.tables.write().expect("tables lock");
+        let mut tables = app.records.tables.write().expect("tables lock");
         let t = match table_index(&tables, &object) {
             Ok(t) => t,
             Err(r) => return r,
@@ -448,7 +423,7 @@ async fn archive(Shared(app): Shared<App>, Path((object, id)): Path<(String, Str
         }
         (t, n)
     };
-    app.hubspot.save(t, &[n]).await;
+    app.records.save(t, &[n]).await;
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -505,7 +480,7 @@ async fn batch(
     let started = now_ms();
     let mut touched = Vec::new();
     let (t, response) = {
-        let mut tables = app.hubspot.tables.write().expect("tables lock");
+        let mut tables = app.records.tables.write().expect("tables lock");
         let t = match table_index(&tables, &object) {
             Ok(t) => t,
             Err(r) => return r,
@@ -631,7 +606,7 @@ async fn batch(
         };
         (t, response)
     };
-    app.hubspot.save(t, &touched).await;
+    app.records.save(t, &touched).await;
     response
 }
 
@@ -699,7 +674,7 @@ fn matches(table: &Table, id: u64, rec: &Rec, filter: &Value) -> Result<bool, St
 
 async fn search(Shared(app): Shared<App>, Path(object): Path<String>, body: Option<Json<Value>>) -> Response {
     let body = body.map(|Json(b)| b).unwrap_or(json!({}));
-    let tables = app.hubspot.tables.read().expect("tables lock");
+    let tables = app.records.tables.read().expect("tables lock");
     let t = match table_index(&tables, &object) {
         Ok(t) => t,
         Err(r) => return r,
@@ -824,6 +799,7 @@ fn describe(table: &Table, p: &store::Property) -> Value {
         Kind::Number => ("number", "number"),
         Kind::DateTime => ("datetime", "date"),
         Kind::Enumeration => ("enumeration", "select"),
+        Kind::Boolean => ("bool", "booleancheckbox"),
     };
     json!({
         "name": p.name, "label": p.label, "type": kind, "fieldType": field,
@@ -835,7 +811,7 @@ fn describe(table: &Table, p: &store::Property) -> Value {
 }
 
 async fn properties(Shared(app): Shared<App>, Path(object): Path<String>) -> Response {
-    let tables = app.hubspot.tables.read().expect("tables lock");
+    let tables = app.records.tables.read().expect("tables lock");
     let t = match table_index(&tables, &object) {
         Ok(t) => t,
         Err(r) => return r,
@@ -846,7 +822,7 @@ async fn properties(Shared(app): Shared<App>, Path(object): Path<String>) -> Res
 }
 
 async fn property(Shared(app): Shared<App>, Path((object, name)): Path<(String, String)>) -> Response {
-    let tables = app.hubspot.tables.read().expect("tables lock");
+    let tables = app.records.tables.read().expect("tables lock");
     let t = match table_index(&tables, &object) {
         Ok(t) => t,
         Err(r) => return r,
@@ -862,109 +838,9 @@ async fn property(Shared(app): Shared<App>, Path((object, name)): Path<(String, 
     }
 }
 
-/// `GET /_sandbox/state`: per object, live and archived counts and the canonical digest of the
-/// live records (the store's digest of the records a connector would export).
-async fn state(Shared(app): Shared<App>) -> Response {
-    let tables = app.hubspot.tables.read().expect("tables lock");
-    let objects: Map<String, Value> = tables.iter().map(|t| (t.kind.name.to_string(), t.summary())).collect();
-    Json(json!({"flavor": "hubspot", "objects": objects})).into_response()
-}
-
-/// `POST /_sandbox/traffic`: `{"cutover": TIME?, "objects": [..]?, "create": N, "update": N,
-/// "archive": N, "seed": N?}` makes users' changes, timed after the cutover, in each object;
-/// answers the ids touched.
-async fn traffic(Shared(app): Shared<App>, body: Option<Json<Value>>) -> Response {
-    let body = body.map(|Json(b)| b).unwrap_or(json!({}));
-    let cutover = match &body["cutover"] {
-        Value::Null => None,
-        Value::String(s) => match crate::record::parse_time(s) {
-            Some(t) => Some(t),
-            None => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    Json(json!({"error": format!("`cutover` is not a time: {s}")})),
-                )
-                    .into_response();
-            }
-        },
-        _ => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": "`cutover` must be an RFC 3339 time"})),
-            )
-                .into_response();
-        }
-    };
-    let count = |k: &str| body[k].as_u64().unwrap_or(0) as usize;
-    let (creates, updates, archives) = (count("create"), count("update"), count("archive"));
-    let mut rng = crate::generate::Rng::new(body["seed"].as_u64().unwrap_or(1));
-    let mut report = Map::new();
-    let mut saves = Vec::new();
-    {
-        let mut tables = app.hubspot.tables.write().expect("tables lock");
-        let only: Option<BTreeSet<String>> = body["objects"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect());
-        for (t, table) in tables.iter_mut().enumerate() {
-            if only.as_ref().is_some_and(|o| !o.contains(table.kind.name)) {
-                continue;
-            }
-            let at = store::after(cutover);
-            let live: Vec<u64> = table
-                .records
-                .iter()
-                .filter(|(_, r)| r.archived.is_none())
-                .map(|(id, _)| *id)
-                .collect();
-            let pick = |n: usize, rng: &mut crate::generate::Rng| -> Vec<u64> {
-                let mut chosen = BTreeSet::new();
-                while chosen.len() < n.min(live.len()) {
-                    chosen.insert(live[rng.below(live.len() as u64) as usize]);
-                }
-                chosen.into_iter().collect()
-            };
-            let updated = pick(updates, &mut rng);
-            let archived: Vec<u64> = pick(archives, &mut rng).into_iter().filter(|id| !updated.contains(id)).collect();
-            let text_property = table
-                .kind
-                .properties
-                .iter()
-                .position(|p| !p.system && p.kind == Kind::Text)
-                .expect("every object has a text property");
-            for id in &updated {
-                let rec = table.records.get_mut(id).expect("live id");
-                let old = rec.values[text_property].as_deref().unwrap_or("").to_string();
-                rec.values[text_property] = Some(format!("{old} (changed after cutover)").trim().into());
-                rec.updated = at.max(rec.updated + 1);
-            }
-            for id in &archived {
-                let rec = table.records.get_mut(id).expect("live id");
-                rec.archived = Some(at);
-                rec.updated = at.max(rec.updated + 1);
-            }
-            let mut created = Vec::new();
-            for n in 0..creates {
-                let mut rec = table.blank(at);
-                rec.values[text_property] = Some(format!("created after cutover {n}").into());
-                created.push(table.add(rec));
-            }
-            let ids = |v: &[u64]| v.iter().map(|id| id.to_string()).collect::<Vec<_>>();
-            report.insert(
-                table.kind.name.to_string(),
-                json!({"created": ids(&created), "updated": ids(&updated), "archived": ids(&archived)}),
-            );
-            saves.push((t, created.into_iter().chain(updated).chain(archived).collect::<Vec<u64>>()));
-        }
-    }
-    for (t, ids) in saves {
-        app.hubspot.save(t, &ids).await;
-    }
-    Json(json!({"objects": report, "at": cutover.map(|c| crate::record::format_time(&c))})).into_response()
-}
-
 /// The object type names of a v4 association request, normalised; the error answers otherwise.
 fn association_kind(app: &App, from: &str, to: &str) -> Result<(&'static str, &'static str, u32), Response> {
-    let tables = app.hubspot.tables.read().expect("tables lock");
+    let tables = app.records.tables.read().expect("tables lock");
     let (f, t) = (table_index(&tables, from)?, table_index(&tables, to)?);
     let (from, to) = (tables[f].kind.name, tables[t].kind.name);
     match associations::type_id(from, to) {
@@ -979,7 +855,7 @@ fn association_kind(app: &App, from: &str, to: &str) -> Result<(&'static str, &'
 
 /// Whether a live record `id` of type `object` exists.
 fn live(app: &App, object: &str, id: u64) -> bool {
-    let tables = app.hubspot.tables.read().expect("tables lock");
+    let tables = app.records.tables.read().expect("tables lock");
     tables
         .iter()
         .find(|t| t.kind.name == object)
@@ -996,7 +872,7 @@ async fn save_associations(
     add: Vec<(&'static str, &'static str, u64, u64)>,
     remove: Vec<(&'static str, &'static str, u64, u64)>,
 ) {
-    if let Some(persist) = &app.hubspot.persist
+    if let Some(persist) = &app.records.persist
         && let Err(e) = persist.save_associations(add, remove).await
     {
         tracing::error!("sandbox: cannot save associations: {e}");
@@ -1019,7 +895,7 @@ async fn associations_of(
     let q = Query::parse(raw);
     let limit = q.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(500).clamp(1, 500);
     let offset = q.get("after").and_then(|a| a.parse::<usize>().ok()).unwrap_or(0);
-    let ids = app.hubspot.assoc.read().expect("assoc lock").of(from, n, to);
+    let ids = app.assoc.read().expect("assoc lock").of(from, n, to);
     let results: Vec<Value> = ids
         .iter()
         .skip(offset)
@@ -1049,7 +925,7 @@ async fn associate_one(Shared(app): Shared<App>, Path((object, id, to, to_id)): 
             &format!("no {from} {id} or no {to} {to_id}"),
         );
     };
-    app.hubspot.assoc.write().expect("assoc lock").add(from, a, to, b);
+    app.assoc.write().expect("assoc lock").add(from, a, to, b);
     save_associations(&app, vec![(from, to, a, b)], vec![]).await;
     (Json(json!({"status": "COMPLETE", "results": [{"from": {"id": id}, "to": {"id": to_id},
             "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}}],
@@ -1064,7 +940,7 @@ async fn dissociate_one(Shared(app): Shared<App>, Path((object, id, to, to_id)):
         Err(r) => return r,
     };
     if let (Ok(a), Ok(b)) = (id.parse::<u64>(), to_id.parse::<u64>()) {
-        app.hubspot.assoc.write().expect("assoc lock").remove(from, a, to, b);
+        app.assoc.write().expect("assoc lock").remove(from, a, to, b);
         save_associations(&app, vec![], vec![(from, to, a, b)]).await;
     }
     StatusCode::NO_CONTENT.into_response()
@@ -1112,7 +988,7 @@ async fn associations_batch(
             for input in inputs {
                 match id_of(&input["id"]).or(id_of(input)).filter(|n| live(&app, from, *n)) {
                     Some(n) => {
-                        let to_ids = app.hubspot.assoc.read().expect("assoc lock").of(from, n, to);
+                        let to_ids = app.assoc.read().expect("assoc lock").of(from, n, to);
                         let to: Vec<Value> = to_ids
                             .iter()
                             .map(|t| json!({"toObjectId": t, "associationTypes": association_types(type_id)}))
@@ -1155,7 +1031,7 @@ async fn associations_batch(
                     "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}}));
             }
             {
-                let mut assoc = app.hubspot.assoc.write().expect("assoc lock");
+                let mut assoc = app.assoc.write().expect("assoc lock");
                 for (f, t, a, b) in &added {
                     assoc.add(f, *a, t, *b);
                 }
@@ -1175,7 +1051,7 @@ async fn associations_batch(
                 removed.extend(targets.into_iter().map(|b| (from, to, a, b)));
             }
             {
-                let mut assoc = app.hubspot.assoc.write().expect("assoc lock");
+                let mut assoc = app.assoc.write().expect("assoc lock");
                 for (f, t, a, b) in &removed {
                     assoc.remove(f, *a, t, *b);
                 }
@@ -1212,7 +1088,7 @@ fn show_user(id: u64, user: &User) -> Value {
 
 /// `GET /settings/v3/users/`.
 async fn users_list(Shared(app): Shared<App>) -> Response {
-    let users = app.hubspot.users.read().expect("users lock");
+    let users = app.users.read().expect("users lock");
     let results: Vec<Value> = users.iter().map(|(id, u)| show_user(*id, u)).collect();
     Json(json!({"results": results})).into_response()
 }
@@ -1231,7 +1107,7 @@ fn user_not_found(id: &str) -> Response {
 }
 
 async fn user_get(Shared(app): Shared<App>, Path(id): Path<String>) -> Response {
-    let users = app.hubspot.users.read().expect("users lock");
+    let users = app.users.read().expect("users lock");
     match id.parse::<u64>().ok().and_then(|n| users.get(&n).map(|u| (n, u))) {
         Some((n, u)) => Json(show_user(n, u)).into_response(),
         None => user_not_found(&id),
@@ -1241,7 +1117,7 @@ async fn user_get(Shared(app): Shared<App>, Path(id): Path<String>) -> Response 
 /// `PUT /settings/v3/users/{id}` `{roleId?, primaryTeamId?, secondaryTeamIds?}`.
 async fn user_put(Shared(app): Shared<App>, Path(id): Path<String>, body: Option<Json<Value>>) -> Response {
     let body = body.map(|Json(b)| b).unwrap_or(json!({}));
-    let mut users = app.hubspot.users.write().expect("users lock");
+    let mut users = app.users.write().expect("users lock");
     let Some((n, user)) = id.parse::<u64>().ok().and_then(|n| users.get_mut(&n).map(|u| (n, u))) else {
         return user_not_found(&id);
     };
@@ -1260,7 +1136,7 @@ async fn user_delete(Shared(app): Shared<App>, Path(id): Path<String>) -> Respon
     let removed = id
         .parse::<u64>()
         .ok()
-        .and_then(|n| app.hubspot.users.write().expect("users lock").remove(&n));
+        .and_then(|n| app.users.write().expect("users lock").remove(&n));
     match removed {
         Some(_) => StatusCode::NO_CONTENT.into_response(),
         None => user_not_found(&id),

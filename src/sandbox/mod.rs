@@ -1,16 +1,23 @@
 //! `rollback sandbox serve`: a CRM sandbox on 127.0.0.1 that behaves like the vendor's API
 //! (shapes, paging, limits, error bodies and status codes), so connectors and the vendors' own
 //! clients can be tested and drills rehearsed without a real CRM. Flavor `hubspot` serves the
-//! CRM v3 objects, search and properties APIs over plain HTTP.
+//! CRM v3 objects, search and properties APIs over plain HTTP; flavor `salesforce` serves the REST
+//! API under `/services/data/` (SOQL queries, sObjects, collections) over HTTPS with a certificate
+//! it makes itself (`tls.rs`).
 //!
 //! Around every API request: the bearer token is checked, then injected faults (latency, error
-//! statuses, connection resets; deterministic for a seed), then the rate limits. The admin
-//! endpoints under `/_sandbox/` (same token) change faults at run time, simulate user traffic
-//! after a cutover and report per-object counts and canonical digests.
+//! statuses, connection resets; deterministic for a seed), then the rate limits; each answer in
+//! the flavor's own words ([`Api`]). The admin endpoints under `/_sandbox/` (same token) change
+//! faults at run time, simulate user traffic after a cutover and report per-object counts and
+//! canonical digests (`admin.rs`, shared by the flavors).
 
+pub mod admin;
 pub mod associations;
 pub mod hubspot;
+pub mod salesforce;
+pub mod soql;
 pub mod store;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -31,6 +38,9 @@ pub struct Options {
     pub token: Option<String>,
     pub seed: u64,
     pub data: Option<std::path::PathBuf>,
+    /// Where the Salesforce flavor writes its CA certificate (default: the data file's folder,
+    /// else a temporary folder removed at shutdown).
+    pub tls_dir: Option<std::path::PathBuf>,
     pub faults: Option<String>,
     /// Requests per ten seconds (0: no limit).
     pub rate_limit: u64,
@@ -175,10 +185,46 @@ pub enum Refused {
     Secondly,
 }
 
-/// The sandbox's shared state.
+/// Which vendor's API is served: how the gate words its answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    HubSpot,
+    Salesforce,
+}
+
+impl Api {
+    fn unauthorized(self) -> Response {
+        match self {
+            Api::HubSpot => hubspot::error(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_AUTHENTICATION",
+                "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+            ),
+            Api::Salesforce => salesforce::error(StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID", "Session expired or invalid"),
+        }
+    }
+
+    fn refused(self, refused: Refused) -> Response {
+        match self {
+            Api::HubSpot => hubspot::rate_limited(refused),
+            Api::Salesforce => salesforce::limited(refused),
+        }
+    }
+
+    /// The answer to an injected error status.
+    fn failed(self, status: StatusCode) -> Response {
+        let message = "injected fault: the sandbox failed this request on purpose";
+        match self {
+            Api::HubSpot => hubspot::error(status, "INTERNAL_ERROR", message),
+            Api::Salesforce => salesforce::error(status, salesforce::fault_code(status), message),
+        }
+    }
+}
+
+/// The sandbox's shared state: what the request gate needs, whatever the flavor.
 pub struct Server {
     pub options: Options,
-    pub hubspot: hubspot::State,
+    pub api: Api,
     faults: Mutex<Faults>,
     limits: Mutex<Limits>,
 }
@@ -186,6 +232,7 @@ pub struct Server {
 impl Server {
     /// Counts one request against the limits; `search` requests count against the per-second
     /// search limit instead of the ten-second one. Returns the headers to send, or the refusal.
+    /// Salesforce has only the daily allowance, reported in `Sforce-Limit-Info`.
     pub fn admit(&self, search: bool) -> Result<Vec<(&'static str, String)>, Refused> {
         let mut l = self.limits.lock().expect("limits lock");
         let now = Instant::now();
@@ -195,6 +242,10 @@ impl Server {
         }
         if l.daily > 0 && l.today >= l.daily {
             return Err(Refused::Daily);
+        }
+        if self.api == Api::Salesforce {
+            l.today += 1;
+            return Ok(vec![("Sforce-Limit-Info", salesforce::usage(l.today, l.daily))]);
         }
         if search {
             if now.duration_since(l.second) >= Duration::from_secs(1) {
@@ -269,11 +320,7 @@ async fn gate(
     next: axum::middleware::Next,
 ) -> Response {
     if !server.authorized(&req) {
-        return hubspot::error(
-            StatusCode::UNAUTHORIZED,
-            "INVALID_AUTHENTICATION",
-            "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
-        );
+        return server.api.unauthorized();
     }
     if req.uri().path().starts_with("/_sandbox") {
         return next.run(req).await;
@@ -289,7 +336,7 @@ async fn gate(
             let search = req.uri().path().ends_with("/search");
             let headers = match server.admit(search) {
                 Ok(headers) => headers,
-                Err(refused) => return hubspot::rate_limited(refused),
+                Err(refused) => return server.api.refused(refused),
             };
             let mut response = next.run(req).await;
             for (name, value) in headers {
@@ -299,15 +346,10 @@ async fn gate(
             }
             response
         }
-        Fault::Status(429) => hubspot::rate_limited(Refused::TenSecondly),
-        Fault::Status(code) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            hubspot::error(
-                status,
-                "INTERNAL_ERROR",
-                "injected fault: the sandbox failed this request on purpose",
-            )
-        }
+        Fault::Status(429) => server.api.refused(Refused::TenSecondly),
+        Fault::Status(code) => server
+            .api
+            .failed(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)),
         Fault::Reset => {
             // A body that fails at once: the server drops the connection mid-response.
             let body = Body::from_stream(futures::stream::once(async {
@@ -333,16 +375,19 @@ async fn admin_faults(axum::extract::State(server): axum::extract::State<Arc<Ser
     axum::Json(json!({"spec": server.faults_text()})).into_response()
 }
 
-/// Binds, prints `{"address": ...}` on stdout and serves until SIGINT/SIGTERM.
+/// Binds, prints one JSON line on stdout (`{"flavor", "address", "base_url"}`, and `ca_file` for
+/// Salesforce) and serves until SIGINT/SIGTERM.
 pub async fn serve(options: Options) -> anyhow::Result<()> {
-    if options.flavor != "hubspot" {
-        anyhow::bail!(
-            "flavor `{}` is not served yet\nhint: use `--flavor hubspot` (the Salesforce flavor is planned)",
-            options.flavor
-        );
-    }
+    let api = match options.flavor.as_str() {
+        "hubspot" => Api::HubSpot,
+        "salesforce" => Api::Salesforce,
+        other => anyhow::bail!("unknown sandbox flavor `{other}`\nhint: use `--flavor hubspot` or `--flavor salesforce`"),
+    };
     let faults = Faults::new(options.faults.as_deref().unwrap_or("")).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
-    let hubspot = hubspot::State::open(&options).await?;
+    let routes = match api {
+        Api::HubSpot => hubspot::routes().with_state(Arc::new(hubspot::State::open(&options).await?)),
+        Api::Salesforce => salesforce::routes().with_state(Arc::new(salesforce::State::open(&options).await?)),
+    };
     let now = Instant::now();
     let server = Arc::new(Server {
         limits: Mutex::new(Limits {
@@ -356,26 +401,40 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
             in_second: 0,
         }),
         faults: Mutex::new(faults),
-        hubspot,
+        api,
         options: options.clone(),
     });
-    let app = hubspot::routes()
+    let app = routes
         .route(
             "/_sandbox/faults",
-            axum::routing::get(admin_faults).put(admin_faults).post(admin_faults),
+            axum::routing::get(admin_faults)
+                .put(admin_faults)
+                .post(admin_faults)
+                .with_state(server.clone()),
         )
-        .layer(axum::middleware::from_fn_with_state(server.clone(), gate))
-        .with_state(server.clone());
+        .layer(axum::middleware::from_fn_with_state(server.clone(), gate));
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], options.port))).await?;
     let address = listener.local_addr()?;
-    println!(
-        "{}",
-        json!({"flavor": options.flavor, "address": address.to_string(), "base_url": format!("http://{address}")})
-    );
+    let mut line = json!({"flavor": options.flavor, "address": address.to_string(), "base_url": format!("http://{address}")});
+    if api == Api::HubSpot {
+        announce(&line)?;
+        axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+        return Ok(());
+    }
+    let tls = tls::Tls::make(options.tls_dir.as_deref(), options.data.as_deref(), address.port())?;
+    line["base_url"] = Value::String(format!("https://{address}"));
+    line["ca_file"] = Value::String(tls.ca_file.display().to_string());
+    announce(&line)?;
+    let served = tls::serve(listener, app, tls.config.clone(), shutdown()).await;
+    tls.remove();
+    Ok(served?)
+}
+
+/// The start line on stdout, flushed at once: callers wait for it.
+fn announce(line: &Value) -> std::io::Result<()> {
     use std::io::Write;
-    std::io::stdout().flush()?;
-    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
-    Ok(())
+    println!("{line}");
+    std::io::stdout().flush()
 }
 
 async fn shutdown() {

@@ -1,9 +1,11 @@
-//! The HubSpot sandbox's records: four object types with HubSpot's property names, generated
-//! deterministically, kept in memory (about 300 bytes a record) and optionally written through to
-//! a SQLite file so that a restarted server keeps its state.
+//! The sandbox's records, for every flavor: object types with the vendor's field names (here
+//! HubSpot's four; Salesforce's in `salesforce/objects.rs`), generated deterministically, kept in
+//! memory (about 300 bytes a record) and optionally written through to a SQLite file so that a
+//! restarted server keeps its state. The fields the server keeps (id, created, modified, deleted)
+//! are derived from each record's times, named and formatted in the flavor's [`Style`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -20,6 +22,28 @@ pub enum Kind {
     Number,
     DateTime,
     Enumeration,
+    Boolean,
+}
+
+/// Whose conventions the server-kept fields follow: their names, id and time formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// `hs_object_id` (decimal), `createdate`, a modified date; ISO 8601 with `Z`.
+    HubSpot,
+    /// `Id` (18 characters with the type's key prefix), `CreatedDate`, `LastModifiedDate` and
+    /// `SystemModstamp`, `IsDeleted`; times as `2024-03-01T10:00:00.000+0000`; names match
+    /// case-insensitively.
+    Salesforce,
+}
+
+/// What a property holds: a record's own value, or one the server derives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Own,
+    Id,
+    Created,
+    Modified,
+    Deleted,
 }
 
 /// One property of an object type.
@@ -28,11 +52,12 @@ pub struct Property {
     pub name: &'static str,
     pub label: &'static str,
     pub kind: Kind,
-    /// Maintained by the server (`createdate`, the modified date, `hs_object_id`): read-only.
+    /// Maintained by the server (`createdate`, the modified date, `hs_object_id`; Salesforce's
+    /// `Id`, `CreatedDate`, ...) or otherwise read-only.
     pub system: bool,
 }
 
-const fn prop(name: &'static str, label: &'static str, kind: Kind) -> Property {
+pub const fn prop(name: &'static str, label: &'static str, kind: Kind) -> Property {
     Property {
         name,
         label,
@@ -41,7 +66,7 @@ const fn prop(name: &'static str, label: &'static str, kind: Kind) -> Property {
     }
 }
 
-const fn system(name: &'static str, label: &'static str, kind: Kind) -> Property {
+pub const fn system(name: &'static str, label: &'static str, kind: Kind) -> Property {
     Property {
         name,
         label,
@@ -53,11 +78,60 @@ const fn system(name: &'static str, label: &'static str, kind: Kind) -> Property
 /// One object type: its names, properties and which of them lists return by default.
 pub struct ObjectType {
     pub name: &'static str,
+    /// HubSpot's object type id (`0-1`), or Salesforce's key prefix (`003`).
     pub type_id: &'static str,
     /// The property that holds the last-modified time (`lastmodifieddate` for contacts).
     pub modified: &'static str,
     pub defaults: &'static [&'static str],
     pub properties: Vec<Property>,
+    pub style: Style,
+    /// Whether records can be created and deleted through the API (Salesforce's `UserLogin` and,
+    /// in the sandbox, `User` cannot).
+    pub createable: bool,
+    /// Fields a new record must have.
+    pub required: &'static [&'static str],
+}
+
+impl ObjectType {
+    /// An id as the API shows it.
+    pub fn show_id(&self, id: u64) -> String {
+        match self.style {
+            Style::HubSpot => id.to_string(),
+            Style::Salesforce => super::salesforce::ids::show(self.type_id, id),
+        }
+    }
+
+    /// The record number an API id names, if it names one of this type.
+    pub fn parse_id(&self, text: &str) -> Option<u64> {
+        match self.style {
+            Style::HubSpot => text.parse().ok(),
+            Style::Salesforce => super::salesforce::ids::parse(self.type_id, text),
+        }
+    }
+
+    /// A time as the API shows it.
+    pub fn time(&self, ms: i64) -> String {
+        match self.style {
+            Style::HubSpot => iso_ms(ms),
+            Style::Salesforce => Utc
+                .timestamp_millis_opt(ms)
+                .single()
+                .unwrap_or_default()
+                .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+                .to_string(),
+        }
+    }
+
+    fn slot(&self, name: &str) -> Slot {
+        match (self.style, name) {
+            (Style::HubSpot, "hs_object_id") | (Style::Salesforce, "Id") => Slot::Id,
+            (Style::HubSpot, "createdate") | (Style::Salesforce, "CreatedDate") => Slot::Created,
+            (Style::Salesforce, "LastModifiedDate" | "SystemModstamp") => Slot::Modified,
+            (Style::HubSpot, n) if n == self.modified => Slot::Modified,
+            (Style::Salesforce, "IsDeleted") => Slot::Deleted,
+            _ => Slot::Own,
+        }
+    }
 }
 
 pub fn object_types() -> Vec<ObjectType> {
@@ -92,6 +166,9 @@ pub fn object_types() -> Vec<ObjectType> {
                 ],
                 "lastmodifieddate",
             ),
+            style: Style::HubSpot,
+            createable: true,
+            required: &[],
         },
         ObjectType {
             name: "companies",
@@ -109,6 +186,9 @@ pub fn object_types() -> Vec<ObjectType> {
                 ],
                 "hs_lastmodifieddate",
             ),
+            style: Style::HubSpot,
+            createable: true,
+            required: &[],
         },
         ObjectType {
             name: "deals",
@@ -126,6 +206,9 @@ pub fn object_types() -> Vec<ObjectType> {
                 ],
                 "hs_lastmodifieddate",
             ),
+            style: Style::HubSpot,
+            createable: true,
+            required: &[],
         },
         ObjectType {
             name: "tickets",
@@ -150,6 +233,9 @@ pub fn object_types() -> Vec<ObjectType> {
                 ],
                 "hs_lastmodifieddate",
             ),
+            style: Style::HubSpot,
+            createable: true,
+            required: &[],
         },
     ]
 }
@@ -167,6 +253,7 @@ pub struct Rec {
 pub struct Table {
     pub kind: ObjectType,
     index: HashMap<&'static str, usize>,
+    slots: Vec<Slot>,
     pub records: BTreeMap<u64, Rec>,
     pub next_id: u64,
 }
@@ -195,34 +282,63 @@ pub fn parse_ms(text: &str) -> Option<i64> {
 impl Table {
     pub fn new(kind: ObjectType) -> Table {
         let index = kind.properties.iter().enumerate().map(|(i, p)| (p.name, i)).collect();
+        let slots = kind.properties.iter().map(|p| kind.slot(p.name)).collect();
         Table {
             kind,
             index,
+            slots,
             records: BTreeMap::new(),
             next_id: 1,
         }
     }
 
     pub fn property(&self, name: &str) -> Option<&Property> {
-        self.index.get(name).map(|&i| &self.kind.properties[i])
+        self.column(name).map(|i| &self.kind.properties[i])
+    }
+
+    /// The position of property `name` (any case, for Salesforce).
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied().or_else(|| {
+            (self.kind.style == Style::Salesforce)
+                .then(|| self.kind.properties.iter().position(|p| p.name.eq_ignore_ascii_case(name)))
+                .flatten()
+        })
+    }
+
+    /// The value of the property at `column` of record `id`, server-kept ones included.
+    pub fn get(&self, id: u64, rec: &Rec, column: usize) -> Option<String> {
+        match self.slots[column] {
+            Slot::Own => rec.values[column].as_deref().map(str::to_string),
+            Slot::Id => Some(self.kind.show_id(id)),
+            Slot::Created => Some(self.kind.time(rec.created)),
+            Slot::Modified => Some(self.kind.time(rec.updated)),
+            Slot::Deleted => Some(rec.archived.is_some().to_string()),
+        }
+    }
+
+    /// The time in epoch milliseconds of the date property at `column` (kept times directly).
+    pub fn get_ms(&self, id: u64, rec: &Rec, column: usize) -> Option<i64> {
+        match self.slots[column] {
+            Slot::Created => Some(rec.created),
+            Slot::Modified => Some(rec.updated),
+            _ => parse_ms(&self.get(id, rec, column)?),
+        }
     }
 
     /// The value of property `name` of record `id`, system properties included.
     pub fn value(&self, id: u64, rec: &Rec, name: &str) -> Option<String> {
-        match name {
-            "hs_object_id" => Some(id.to_string()),
-            "createdate" => Some(iso_ms(rec.created)),
-            n if n == self.kind.modified => Some(iso_ms(rec.updated)),
-            n => self.index.get(n).and_then(|&i| rec.values[i].as_deref()).map(str::to_string),
-        }
+        self.get(id, rec, self.column(name)?)
     }
 
     /// The time in epoch milliseconds of a date property of record `id` (kept times directly).
     pub fn millis(&self, id: u64, rec: &Rec, name: &str) -> Option<i64> {
-        match name {
-            "createdate" => Some(rec.created),
-            n if n == self.kind.modified => Some(rec.updated),
-            n => parse_ms(&self.value(id, rec, n)?),
+        self.get_ms(id, rec, self.column(name)?)
+    }
+
+    /// Sets one own value by field name (seeding); unknown names are ignored.
+    pub fn put(&self, rec: &mut Rec, name: &str, value: String) {
+        if let Some(&i) = self.index.get(name) {
+            rec.values[i] = Some(value.into());
         }
     }
 
@@ -240,8 +356,8 @@ impl Table {
     pub fn set(&self, rec: &mut Rec, properties: &serde_json::Map<String, Value>) -> Result<(), Vec<String>> {
         let mut bad = Vec::new();
         for (name, value) in properties {
-            match self.index.get(name.as_str()) {
-                Some(&i) if !self.kind.properties[i].system => {
+            match self.column(name) {
+                Some(i) if !self.kind.properties[i].system => {
                     rec.values[i] = match value {
                         Value::Null => None,
                         Value::String(s) if s.is_empty() => None,
@@ -279,7 +395,7 @@ impl Table {
         let fields: Fields = self.all_values(id, rec).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
         Record {
             object,
-            id: id.to_string(),
+            id: self.kind.show_id(id),
             fields,
             modified_at: Utc.timestamp_millis_opt(rec.updated).single(),
             deleted: false,
@@ -294,7 +410,7 @@ impl Table {
             if rec.archived.is_some() {
                 archived += 1;
             } else {
-                digester.push(&id.to_string(), self.canonical(*id, rec).hash());
+                digester.push(&self.kind.show_id(*id), self.canonical(*id, rec).hash());
             }
         }
         let digest = digester.finish();
@@ -380,11 +496,65 @@ pub fn seed(tables: &mut [Table], contacts: u64, now: i64) {
                 }
             }
             for (name, value) in values {
-                if let Some(&i) = table.index.get(name) {
-                    rec.values[i] = Some(value.into());
-                }
+                table.put(&mut rec, name, value);
             }
             table.add(rec);
+        }
+    }
+}
+
+/// A flavor's tables, and the file they are written through to.
+pub struct Records {
+    pub tables: RwLock<Vec<Table>>,
+    pub persist: Option<Persist>,
+}
+
+impl Records {
+    /// Loads the tables from `data` when it holds records, or seeds them (and saves them there);
+    /// also says whether they were loaded.
+    pub async fn open(
+        data: Option<&std::path::Path>,
+        types: Vec<ObjectType>,
+        seed: impl FnOnce(&mut [Table]),
+    ) -> anyhow::Result<(Records, bool)> {
+        let mut tables: Vec<Table> = types.into_iter().map(Table::new).collect();
+        let persist = match data {
+            Some(path) => Some(
+                Persist::open(path)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot open the sandbox data file {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        let loaded = match &persist {
+            Some(p) => p.load(&mut tables).await?,
+            None => false,
+        };
+        if !loaded {
+            seed(&mut tables);
+            if let Some(p) = &persist {
+                for table in &tables {
+                    let ids: Vec<u64> = table.records.keys().copied().collect();
+                    p.write(rows(table, &ids)).await?;
+                }
+            }
+        }
+        let records = Records {
+            tables: RwLock::new(tables),
+            persist,
+        };
+        Ok((records, loaded))
+    }
+
+    /// Writes these records of table `object` through to the file, if there is one.
+    pub async fn save(&self, object: usize, ids: &[u64]) {
+        let Some(persist) = &self.persist else { return };
+        let rows = {
+            let tables = self.tables.read().expect("tables lock");
+            rows(&tables[object], ids)
+        };
+        if let Err(e) = persist.write(rows).await {
+            tracing::error!("sandbox: cannot save records: {e}");
         }
     }
 }

@@ -191,6 +191,8 @@ pub const SANDBOX_TOKEN: &str = "pat-test-token";
 pub struct Served {
     pub child: std::process::Child,
     pub base: String,
+    /// The CA certificate an HTTPS sandbox (Salesforce) wrote; `http` trusts it alone.
+    pub ca_file: Option<String>,
     pub http: reqwest::Client,
 }
 
@@ -208,11 +210,31 @@ impl Served {
         let mut line = String::new();
         std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
         let started: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("first line `{line}`: {e}"));
+        let ca_file = started["ca_file"].as_str().map(str::to_string);
+        let mut http = reqwest::Client::builder();
+        if let Some(ca) = &ca_file {
+            let pem = std::fs::read(ca).unwrap_or_else(|e| panic!("the CA file `{ca}`: {e}"));
+            http = http.tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()]);
+        }
         Served {
             child,
             base: started["base_url"].as_str().unwrap().to_string(),
-            http: reqwest::Client::new(),
+            ca_file,
+            http: http.build().unwrap(),
         }
+    }
+
+    /// Any method, with the token and an optional JSON body: the status, the headers and the
+    /// body as JSON (null when empty).
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, reqwest::header::HeaderMap, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(SANDBOX_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let r = request.send().await.unwrap();
+        let (status, headers) = (r.status().as_u16(), r.headers().clone());
+        (status, headers, r.json().await.unwrap_or(Value::Null))
     }
 
     pub fn url(&self, path: &str) -> String {
