@@ -50,10 +50,10 @@ fn main() {
                'owner' || (g % 50) || '@example.com',
                substr(repeat('prefers email, renewal in Q1, asked about pricing and the legal review; ', 3), 1 + g % 40, 120),
                '2024-01-01T00:00:00Z'::timestamptz + g * interval '37 seconds', '2025-06-01T00:00:00Z'::timestamptz + g * interval '11 seconds'
-             FROM generate_series(1, {records}) g;
-             VACUUM ANALYZE contacts;"
+             FROM generate_series(1, {records}) g;"
         ),
     );
+    server.psql("crm", "VACUUM ANALYZE contacts");
     let playbook = |snapshot: &str| {
         format!(
             "version: 1\nname: bench\nstore: {{ path: .rollback }}\nconnectors:\n  legacy:\n    type: postgres\n    url: {}\n    objects:\n      contacts: {{ table: contacts, id: id, modified: updated_at }}\nphases:\n  backup:\n    - backup: {{ from: legacy }}\n  restore:\n    - restore: {{ to: legacy, snapshot: \"{snapshot}\", mode: replace, batch_size: 10000 }}\n",
@@ -81,7 +81,8 @@ fn main() {
     let (copy, _) = run(Command::new("psql")
         .args(["-X", "-q", "-h", "127.0.0.1", "-U", "postgres", "-p", &port, "-d", "crm", "-c"])
         .arg(format!("\\copy contacts FROM '{}' csv", csv.display())));
-    server.psql("crm", "TRUNCATE contacts; VACUUM contacts");
+    server.psql("crm", "TRUNCATE contacts");
+    server.psql("crm", "VACUUM contacts");
 
     let restore = || {
         let (secs, _) = run(Command::new(&bin)
