@@ -276,6 +276,12 @@ pub trait Connector: Send + Sync {
         })?;
         self.apply(object, &records, ApplyMode::Upsert).await
     }
+    /// [`Connector::apply_lines`] for records the destination is known not to hold (a restore
+    /// into a table the comparison found without any of them): connectors with a faster plain
+    /// insert override it; one that finds a record after all must fail, not overwrite it.
+    async fn insert_lines(&self, object: &str, lines: &[u8]) -> Result<ApplyOutcome, ConnectorError> {
+        self.apply_lines(object, lines).await
+    }
     async fn delete(&self, object: &str, ids: &[String]) -> Result<u64, ConnectorError>;
     /// Stops user writes; returns the receipt that [`Connector::unfreeze`] needs to undo exactly
     /// this freeze. `message` is what a blocked user sees.

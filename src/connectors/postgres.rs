@@ -3,7 +3,8 @@
 //!
 //! Reads stream `COPY (SELECT …) TO STDOUT` in the text format, in block ranges of the table
 //! (`ctid` ranges, one connection each) parsed on blocking threads, and write each row's chunk
-//! line straight from the server's text (see [`super::sql_text`]). Writes load a batch with
+//! line straight from the server's text (see [`super::sql_text`]). Records the table does not
+//! hold at all (a restore into an empty table) are one `COPY` into it per batch. Other writes load a batch with
 //! `COPY` into a temporary table and move it with one `INSERT … ON CONFLICT (id) DO UPDATE`, all
 //! in one transaction; deletes are one `DELETE … WHERE id = ANY(…)` per batch. Every session of
 //! the tool sets UTC, ISO dates, hex bytea and `default_transaction_read_only = off`, so a
@@ -352,27 +353,42 @@ async fn copy_out(
         Ok(stream) => stream,
         Err(e) => return fail(pg_error(&name, e)).await,
     };
-    let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
     let encoder = {
         let (name, map, tx) = (name.clone(), map.clone(), tx.clone());
         tokio::task::spawn_blocking(move || encode_copy(&name, &map, lines, bytes_rx, &tx))
     };
+    // The server sends one message per row: they travel to the encoder in blocks, not one by one.
+    const BLOCK: usize = 256 * 1024;
+    let mut block = Vec::with_capacity(BLOCK + 4096);
+    let mut failed = None;
     while let Some(chunk) = stream.next().await {
         match chunk {
             Ok(chunk) => {
-                if bytes_tx.send(chunk).await.is_err() {
+                block.extend_from_slice(&chunk);
+                if block.len() >= BLOCK
+                    && bytes_tx
+                        .send(std::mem::replace(&mut block, Vec::with_capacity(BLOCK + 4096)))
+                        .await
+                        .is_err()
+                {
                     break;
                 }
             }
             Err(e) => {
-                drop(bytes_tx);
-                let _ = encoder.await;
-                return fail(pg_error(&name, e)).await;
+                failed = Some(e);
+                break;
             }
         }
     }
+    if failed.is_none() && !block.is_empty() {
+        let _ = bytes_tx.send(block).await;
+    }
     drop(bytes_tx);
     let _ = encoder.await;
+    if let Some(e) = failed {
+        fail(pg_error(&name, e)).await;
+    }
 }
 
 /// Turns `COPY` text bytes into pages of chunk lines (see [`copy_out`]).
@@ -380,7 +396,7 @@ fn encode_copy(
     name: &str,
     map: &PgTable,
     lines: bool,
-    mut bytes: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    mut bytes: tokio::sync::mpsc::Receiver<Vec<u8>>,
     tx: &tokio::sync::mpsc::Sender<Result<EncodedPage, ConnectorError>>,
 ) {
     let Some(mut encoder) = map.encoder() else {
@@ -613,15 +629,46 @@ fn copy_rows(name: &str, map: &PgTable, records: &[Record]) -> Result<Vec<u8>, C
     Ok(out)
 }
 
+/// The `COPY` rows of a batch of chunk lines, made on a blocking thread.
+async fn copy_rows_of_lines(name: &str, map: &Arc<PgTable>, lines: &[u8]) -> Result<Vec<u8>, ConnectorError> {
+    let (connector, map, lines) = (name.to_string(), map.clone(), lines.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let name = connector;
+        let records = crate::store::chunk::decode_lines(&lines, &map.object).map_err(|e| {
+            ConnectorError::new(&name, format!("unreadable snapshot line {}: {}", e.line, e.message))
+                .object(&map.object)
+                .hint("run `rollback verify --read-data` on the snapshot")
+        })?;
+        copy_rows(&name, &map, &records)
+    })
+    .await
+    .map_err(|e| ConnectorError::new(name, e.to_string()))?
+}
+
 impl PostgresConnector {
+    /// Inserts one batch of records the table does not hold with one `COPY` into it, in one
+    /// transaction; a record it holds after all fails the batch (a unique violation).
+    async fn insert(&self, map: &PgTable, data: Vec<u8>) -> Result<u64, ConnectorError> {
+        let err = |e: sqlx::Error| pg_error(&self.name, e).object(&map.object);
+        let list: Vec<String> = map.written().map(|c| quote(&c.name)).collect();
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut copy = tx
+            .copy_in_raw(&format!("COPY {} ({}) FROM STDIN", map.qualified, list.join(", ")))
+            .await
+            .map_err(err)?;
+        copy.send(data).await.map_err(err)?;
+        let rows = copy.finish().await.map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(rows)
+    }
+
     /// Upserts one batch in one transaction: `COPY` into a temporary table, then one
     /// `INSERT … ON CONFLICT DO UPDATE`.
-    async fn upsert(&self, map: &PgTable, records: &[Record]) -> Result<u64, ConnectorError> {
-        if records.is_empty() {
+    async fn upsert(&self, map: &PgTable, data: Vec<u8>) -> Result<u64, ConnectorError> {
+        if data.is_empty() {
             return Ok(0);
         }
         let name = self.name.as_str();
-        let data = copy_rows(name, map, records)?;
         let err = |e: sqlx::Error| pg_error(name, e).object(&map.object);
         let columns: Vec<String> = map.written().map(|c| quote(&c.name)).collect();
         let list = columns.join(", ");
@@ -755,7 +802,27 @@ impl Connector for PostgresConnector {
 
     async fn apply(&self, object: &str, batch: &[Record], _mode: ApplyMode) -> Result<ApplyOutcome, ConnectorError> {
         let map = self.table(object)?.clone();
-        let written = self.upsert(&map, batch).await?;
+        let written = self.upsert(&map, copy_rows(&self.name, &map, batch)?).await?;
+        Ok(ApplyOutcome {
+            written,
+            id_map: Vec::new(),
+        })
+    }
+
+    async fn apply_lines(&self, object: &str, lines: &[u8]) -> Result<ApplyOutcome, ConnectorError> {
+        let map = self.table(object)?.clone();
+        let data = copy_rows_of_lines(&self.name, &map, lines).await?;
+        let written = self.upsert(&map, data).await?;
+        Ok(ApplyOutcome {
+            written,
+            id_map: Vec::new(),
+        })
+    }
+
+    async fn insert_lines(&self, object: &str, lines: &[u8]) -> Result<ApplyOutcome, ConnectorError> {
+        let map = self.table(object)?.clone();
+        let data = copy_rows_of_lines(&self.name, &map, lines).await?;
+        let written = self.insert(&map, data).await?;
         Ok(ApplyOutcome {
             written,
             id_map: Vec::new(),

@@ -113,8 +113,9 @@ impl Drop for AbortOnDrop {
 
 /// The snapshot records an upsert writes.
 enum Wanted {
-    /// Every record of the object (a restore into an empty table, say): no chunk is filtered.
-    Every(u64),
+    /// Every record of the object: no chunk is filtered. `fresh` when the destination holds
+    /// none of them (a restore into an empty table), so they can be inserted, not upserted.
+    Every { n: u64, fresh: bool },
     /// Some of the object's `of` records.
     Ids { ids: HashSet<String>, of: u64 },
 }
@@ -127,9 +128,10 @@ impl Wanted {
         let of: u64 = manifest.objects.get(object).map_or(0, |o| o.chunks.iter().map(|c| c.records).sum());
         let n = (d.deleted.len() + d.changed.len()) as u64;
         if n == of {
+            let fresh = d.changed.is_empty();
             d.deleted.clear();
             d.changed.clear();
-            return Wanted::Every(n);
+            return Wanted::Every { n, fresh };
         }
         let ids = std::mem::take(&mut d.deleted)
             .into_iter()
@@ -140,7 +142,7 @@ impl Wanted {
 
     fn len(&self) -> u64 {
         match self {
-            Wanted::Every(n) => *n,
+            Wanted::Every { n, .. } => *n,
             Wanted::Ids { ids, .. } => ids.len() as u64,
         }
     }
@@ -162,6 +164,7 @@ async fn upsert(
     if total == 0 {
         return Ok(0);
     }
+    let fresh = matches!(wanted, Wanted::Every { fresh: true, .. });
     let wanted = std::sync::Arc::new(wanted);
     let chunks = manifest.objects.get(object).map(|o| o.chunks.clone()).unwrap_or_default();
     let name: std::sync::Arc<str> = object.into();
@@ -180,7 +183,7 @@ async fn upsert(
             .map(|chunk| {
                 let (store, wanted, name) = (store.clone(), wanted.clone(), name.clone());
                 tokio::task::spawn_blocking(move || match &*wanted {
-                    Wanted::Every(_) => store.load_chunk(&chunk).map_err(EngineError::from),
+                    Wanted::Every { .. } => store.load_chunk(&chunk).map_err(EngineError::from),
                     Wanted::Ids { ids, .. } => store
                         .chunk_matching_lines(&chunk, &name, ids)
                         .map(|(lines, _)| lines)
@@ -205,7 +208,12 @@ async fn upsert(
     let mut pending_count = 0;
     let mut checkpoints = Pipelined::new();
     let mut flush = async |lines: &[u8]| -> Result<(), EngineError> {
-        let done = connector.apply_lines(object, lines).await?.written;
+        let done = if fresh {
+            connector.insert_lines(object, lines).await?
+        } else {
+            connector.apply_lines(object, lines).await?
+        }
+        .written;
         written += done;
         batches += 1;
         bar.inc(done);
