@@ -18,15 +18,7 @@ mod postgres;
 
 use std::process::Command;
 
-use common::{arg, rollback_bin, run};
-
-fn peak(bin: &std::path::Path, root: &std::path::Path) -> f64 {
-    let (_, show) = run(Command::new(bin)
-        .current_dir(root)
-        .args(["-q", "runs", "show", "latest", "--format", "json"]));
-    let v: serde_json::Value = serde_json::from_str(&show).unwrap();
-    v["run"]["peak_rss_bytes"].as_f64().unwrap_or(0.0) / 1e6
-}
+use common::{arg, peak, rollback_bin, run};
 
 fn main() {
     let records = arg("--records", 1_000_000);

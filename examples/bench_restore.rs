@@ -16,18 +16,10 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{arg, rollback_bin, run};
+use common::{arg, peak, rollback_bin, run};
 
 fn sqlite(db: &Path, sql: &str) {
     run(Command::new("sqlite3").arg(db).arg(sql));
-}
-
-fn peak(bin: &Path, root: &Path) -> f64 {
-    let (_, show) = run(Command::new(bin)
-        .current_dir(root)
-        .args(["-q", "runs", "show", "latest", "--format", "json"]));
-    let v: serde_json::Value = serde_json::from_str(&show).unwrap();
-    v["run"]["peak_rss_bytes"].as_f64().unwrap_or(0.0) / 1e6
 }
 
 fn main() {

@@ -198,26 +198,7 @@ async fn kill_during_restore_then_resume() {
     s.run(&["execute", "--phase", "backup"]).ok();
     server.psql("crm", "TRUNCATE contacts");
     let mut child = s.spawn(&["execute", "--phase", "restore"]);
-    let journal = s.journal().await;
-    let started = std::time::Instant::now();
-    let mut killed = false;
-    while started.elapsed().as_secs() < 120 {
-        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM checkpoints WHERE key = 'contacts.upserted'")
-            .fetch_one(&journal)
-            .await
-            .unwrap();
-        if n > 0 {
-            child.kill().unwrap();
-            killed = true;
-            break;
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    }
-    child.wait().unwrap();
-    journal.close().await;
+    let killed = s.kill_at_checkpoint(&mut child, "contacts.upserted").await;
     assert!(killed, "the restore finished before it could be killed");
     let partial: i64 = server.psql("crm", "SELECT count(*) FROM contacts").trim().parse().unwrap();
     assert!(partial > 0 && partial < 100_000, "killed mid-restore with {partial} rows");

@@ -26,25 +26,8 @@ async fn kill_during_restore_then_resume() {
     .await;
 
     let mut child = s.spawn(&["execute", "--phase", "restore"]);
+    let killed_mid_restore = s.kill_at_checkpoint(&mut child, "deals.upserted").await;
     let journal = s.journal().await;
-    let started = std::time::Instant::now();
-    let mut killed_mid_restore = false;
-    while started.elapsed().as_secs() < 120 {
-        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM checkpoints WHERE key = 'deals.upserted'")
-            .fetch_one(&journal)
-            .await
-            .unwrap();
-        if n > 0 {
-            child.kill().unwrap();
-            killed_mid_restore = true;
-            break;
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    child.wait().unwrap();
     assert!(killed_mid_restore, "the restore finished before it could be killed");
     let (checkpoint,): (String,) = sqlx::query_as("SELECT value FROM checkpoints WHERE key = 'deals.upserted'")
         .fetch_one(&journal)

@@ -47,3 +47,12 @@ pub fn run(cmd: &mut Command) -> (f64, String) {
     assert!(out.status.success(), "{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr));
     (secs, String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// The peak memory (MB) of the latest run in the store beside `root`'s playbook, from the journal.
+pub fn peak(bin: &Path, root: &Path) -> f64 {
+    let (_, show) = run(Command::new(bin)
+        .current_dir(root)
+        .args(["-q", "runs", "show", "latest", "--format", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&show).unwrap();
+    v["run"]["peak_rss_bytes"].as_f64().unwrap_or(0.0) / 1e6
+}

@@ -22,6 +22,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::sql_text::{self, TextClass};
+pub use super::sqlite::quote;
+use super::sqlite::scan_parts;
 use super::sqlite_encode::RowEncoder;
 use super::{ApplyMode, ApplyOutcome, Capabilities, Connector, ConnectorError, EncodedPage, EncodedPages, PAGE_SIZE, RecordPages};
 use crate::playbook::model::FreezeSpec;
@@ -84,11 +86,6 @@ impl PgTable {
         let names = self.columns.iter().map(|c| c.name.clone()).collect();
         RowEncoder::for_columns(&self.object, names, &self.id, self.modified.as_deref())
     }
-}
-
-/// `"name"` with embedded quotes doubled.
-pub fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
 /// `'text'` with embedded quotes doubled.
@@ -299,11 +296,6 @@ impl PostgresConnector {
         });
         super::pages_from_channel(rx)
     }
-}
-
-/// Parallel scans of a table: one per core.
-fn scan_parts() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
 /// `ctid` conditions that split the table's blocks into `parts` ranges; the last one is open, so
@@ -646,6 +638,21 @@ async fn copy_rows_of_lines(name: &str, map: &Arc<PgTable>, lines: &[u8]) -> Res
 }
 
 impl PostgresConnector {
+    /// Writes a batch of chunk lines: inserted when the table holds none of them, else upserted.
+    async fn write_lines(&self, object: &str, lines: &[u8], insert: bool) -> Result<ApplyOutcome, ConnectorError> {
+        let map = self.table(object)?.clone();
+        let data = copy_rows_of_lines(&self.name, &map, lines).await?;
+        let written = if insert {
+            self.insert(&map, data).await?
+        } else {
+            self.upsert(&map, data).await?
+        };
+        Ok(ApplyOutcome {
+            written,
+            id_map: Vec::new(),
+        })
+    }
+
     /// Inserts one batch of records the table does not hold with one `COPY` into it, in one
     /// transaction; a record it holds after all fails the batch (a unique violation).
     async fn insert(&self, map: &PgTable, data: Vec<u8>) -> Result<u64, ConnectorError> {
@@ -810,23 +817,11 @@ impl Connector for PostgresConnector {
     }
 
     async fn apply_lines(&self, object: &str, lines: &[u8]) -> Result<ApplyOutcome, ConnectorError> {
-        let map = self.table(object)?.clone();
-        let data = copy_rows_of_lines(&self.name, &map, lines).await?;
-        let written = self.upsert(&map, data).await?;
-        Ok(ApplyOutcome {
-            written,
-            id_map: Vec::new(),
-        })
+        self.write_lines(object, lines, false).await
     }
 
     async fn insert_lines(&self, object: &str, lines: &[u8]) -> Result<ApplyOutcome, ConnectorError> {
-        let map = self.table(object)?.clone();
-        let data = copy_rows_of_lines(&self.name, &map, lines).await?;
-        let written = self.insert(&map, data).await?;
-        Ok(ApplyOutcome {
-            written,
-            id_map: Vec::new(),
-        })
+        self.write_lines(object, lines, true).await
     }
 
     async fn delete(&self, object: &str, ids: &[String]) -> Result<u64, ConnectorError> {

@@ -277,8 +277,8 @@ impl SqliteConnector {
     }
 }
 
-/// Parallel rowid ranges per scan: one per core.
-fn scan_parts() -> usize {
+/// Parallel ranges per scan: one per core.
+pub(crate) fn scan_parts() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 

@@ -127,6 +127,33 @@ impl Sandbox {
         db.close().await;
     }
 
+    /// Kills `child` (a running phase) as soon as the journal holds a checkpoint named `key`;
+    /// false when the child finished (or two minutes passed) first.
+    pub async fn kill_at_checkpoint(&self, child: &mut std::process::Child, key: &str) -> bool {
+        let journal = self.journal().await;
+        let started = std::time::Instant::now();
+        let mut killed = false;
+        while started.elapsed().as_secs() < 120 {
+            let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM checkpoints WHERE key = ?")
+                .bind(key)
+                .fetch_one(&journal)
+                .await
+                .unwrap();
+            if n > 0 {
+                child.kill().unwrap();
+                killed = true;
+                break;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        child.wait().unwrap();
+        journal.close().await;
+        killed
+    }
+
     /// A connection to the store's journal.
     pub async fn journal(&self) -> sqlx::SqlitePool {
         let options = sqlx::sqlite::SqliteConnectOptions::new().filename(self.path(".rollback/journal.db"));
