@@ -458,7 +458,7 @@ fn encode_copy(
 }
 
 /// A soft-delete column's value marks the row deleted: true, a non-zero number, `yes`.
-fn flag_set(value: Option<&str>) -> bool {
+pub(crate) fn flag_set(value: Option<&str>) -> bool {
     match value {
         None => false,
         Some(v) => !matches!(

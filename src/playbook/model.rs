@@ -150,6 +150,9 @@ pub struct FreezeSpec {
     pub exclude_users: Option<Vec<String>>,
     pub read_only_role: Option<String>,
     pub message: Option<String>,
+    /// `mysql`: the URL of an application account (a `${env:...}` reference), so the write probe
+    /// writes as the application does.
+    pub probe_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Clone, Serialize)]

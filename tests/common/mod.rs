@@ -300,4 +300,5 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+pub mod mysql;
 pub mod postgres;
