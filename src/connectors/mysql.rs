@@ -34,7 +34,7 @@ const SESSION: &str = "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sq
 
 /// A statement of a write stays below this many bytes (and below half the server's
 /// `max_allowed_packet`).
-const STATEMENT_BYTES: usize = 4 << 20;
+const STATEMENT_BYTES: usize = 1 << 20;
 
 /// One column of a mapped table.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -482,6 +482,24 @@ fn push_value(out: &mut String, class: TextClass, value: &Value) -> Result<(), S
 /// Multi-row `INSERT` statements for `records` (with `ON DUPLICATE KEY UPDATE` unless `insert`),
 /// each below `limit` bytes.
 fn insert_statements(name: &str, map: &MyTable, records: &[Record], insert: bool, limit: usize) -> Result<Vec<String>, ConnectorError> {
+    let mut statements = Vec::new();
+    each_insert_statement(name, map, records, insert, limit, |sql| {
+        statements.push(sql);
+        true
+    })?;
+    Ok(statements)
+}
+
+/// Hands each statement of [`insert_statements`] to `emit` as soon as it is built (so the server
+/// runs one while the next is built); stops when `emit` returns false.
+fn each_insert_statement(
+    name: &str,
+    map: &MyTable,
+    records: &[Record],
+    insert: bool,
+    limit: usize,
+    mut emit: impl FnMut(String) -> bool,
+) -> Result<(), ConnectorError> {
     let columns: Vec<&MyColumn> = map.written().collect();
     let list: Vec<String> = columns.iter().map(|c| quote(&c.name)).collect();
     let head = format!("INSERT INTO {} ({}) VALUES ", map.qualified, list.join(", "));
@@ -498,7 +516,6 @@ fn insert_statements(name: &str, map: &MyTable, records: &[Record], insert: bool
             false => format!(" ON DUPLICATE KEY UPDATE {}", updates.join(", ")),
         }
     };
-    let mut statements = Vec::new();
     let mut sql = String::new();
     let mut row = String::new();
     for record in records {
@@ -518,7 +535,9 @@ fn insert_statements(name: &str, map: &MyTable, records: &[Record], insert: bool
         row.push(')');
         if !sql.is_empty() && sql.len() + row.len() + tail.len() > limit {
             sql.push_str(&tail);
-            statements.push(std::mem::take(&mut sql));
+            if !emit(std::mem::replace(&mut sql, String::with_capacity(limit + 4096))) {
+                return Ok(());
+            }
         }
         if sql.is_empty() {
             sql.push_str(&head);
@@ -529,9 +548,9 @@ fn insert_statements(name: &str, map: &MyTable, records: &[Record], insert: bool
     }
     if !sql.is_empty() {
         sql.push_str(&tail);
-        statements.push(sql);
+        emit(sql);
     }
-    Ok(statements)
+    Ok(())
 }
 
 /// Reads one mapped table's columns, key and foreign keys from `information_schema`.
@@ -686,21 +705,54 @@ impl MysqlConnector {
         })
     }
 
-    /// Statements for a batch of chunk lines, built on a blocking thread.
+    /// Writes a batch of chunk lines in one transaction: the statements are built on a blocking
+    /// thread while the server runs the ones before.
     async fn write_lines(&self, object: &str, lines: &[u8], insert: bool) -> Result<ApplyOutcome, ConnectorError> {
         let map = self.table(object)?.clone();
+        let err = |e: sqlx::Error| my_error(&self.name, e).object(&map.object);
+        let (statements, mut ready) = tokio::sync::mpsc::channel::<String>(2);
         let (name, built, lines, limit) = (self.name.clone(), map.clone(), lines.to_vec(), self.statement_bytes);
-        let (statements, records) = tokio::task::spawn_blocking(move || {
+        let builder = tokio::task::spawn_blocking(move || {
             let records = crate::store::chunk::decode_lines(&lines, &built.object).map_err(|e| {
                 ConnectorError::new(&name, format!("unreadable snapshot line {}: {}", e.line, e.message))
                     .object(&built.object)
                     .hint("run `rollback verify --read-data` on the snapshot")
             })?;
-            Ok::<_, ConnectorError>((insert_statements(&name, &built, &records, insert, limit)?, records.len()))
+            each_insert_statement(&name, &built, &records, insert, limit, |sql| statements.blocking_send(sql).is_ok())?;
+            Ok::<_, ConnectorError>(records.len())
+        });
+        let mut tx = None;
+        let mut failed = None;
+        while let Some(sql) = ready.recv().await {
+            if tx.is_none() {
+                match self.pool.begin().await {
+                    Ok(t) => tx = Some(t),
+                    Err(e) => {
+                        failed = Some(err(e));
+                        break;
+                    }
+                }
+            }
+            let conn = tx.as_mut().expect("begun above");
+            if let Err(e) = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut **conn).await {
+                failed = Some(err(e));
+                break;
+            }
+        }
+        // A failed write drops the receiver, which stops the builder; the transaction rolls back.
+        drop(ready);
+        let records = builder.await.map_err(|e| ConnectorError::new(&self.name, e.to_string()))?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let records = records?;
+        if let Some(tx) = tx {
+            tx.commit().await.map_err(err)?;
+        }
+        Ok(ApplyOutcome {
+            written: records as u64,
+            id_map: Vec::new(),
         })
-        .await
-        .map_err(|e| ConnectorError::new(&self.name, e.to_string()))??;
-        self.write(&map, statements, records).await
     }
 }
 

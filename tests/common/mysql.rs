@@ -27,6 +27,11 @@ impl MariaServer {
     /// Installs the system tables and starts the server without durability (the data is thrown
     /// away afterwards), utf8mb4 by default.
     pub fn start() -> MariaServer {
+        MariaServer::start_with(&["--innodb-buffer-pool-size=128M"])
+    }
+
+    /// [`Self::start`] with more server options (a benchmark's larger buffer pool, say).
+    pub fn start_with(options: &[&str]) -> MariaServer {
         let dir = tempfile::Builder::new().prefix("rollback-maria").tempdir().unwrap();
         let data = dir.path().join("data");
         let user = user();
@@ -61,9 +66,9 @@ impl MariaServer {
                 "--collation-server=utf8mb4_general_ci",
                 "--innodb-flush-log-at-trx-commit=0",
                 "--innodb-doublewrite=0",
-                "--innodb-buffer-pool-size=128M",
                 "--max-connections=200",
             ])
+            .args(options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
