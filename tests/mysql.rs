@@ -174,9 +174,31 @@ fn revoke_freeze_and_probe() {
         "{ method: revoke, accounts: [crm_app] }",
     ] {
         s.write("rollback.yaml", &playbook(&url, freeze));
+        // A session of the application already open when the freeze comes is ended.
+        let mut open = std::process::Command::new("mariadb")
+            .args(["--no-defaults", "-h", "127.0.0.1", "-u", "crm_app", "-papp-pass", "-P"])
+            .arg(server.port.to_string())
+            .args(["crm", "-e", "SELECT sleep(60)"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while !server
+            .sql(
+                "mysql",
+                "SELECT count(*) FROM information_schema.PROCESSLIST WHERE USER = 'crm_app'",
+            )
+            .starts_with('1')
+        {
+            assert!(started.elapsed().as_secs() < 10, "the application session did not open");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         s.run(&["execute", "--phase", "freeze"])
             .ok()
             .says("frozen (revoke); a user write is refused");
+        let ended = open.wait().unwrap();
+        assert!(!ended.success(), "the open session was ended by the freeze");
+        assert!(started.elapsed().as_secs() < 30);
         for write in [
             "DELETE FROM contacts WHERE 1 = 0",
             "INSERT INTO companies (id, name, updated_at) VALUES (99, 'x', now())",
@@ -275,4 +297,39 @@ fn drill_with_a_mariadb_legacy_crm() {
     assert_eq!(proofs.len(), 5, "{report}");
     assert!(proofs.iter().all(|p| p["ok"] == true), "{proofs:?}");
     s.run(&["drill", "--yes", "--damage"]).ok().says("drill passed");
+}
+
+/// `plan` checks the account's privileges for each step: root is ready; an account that may
+/// only read is not, and the plan names each missing privilege and the freeze's needs.
+#[test]
+fn plan_checks_privileges() {
+    let server = MariaServer::start();
+    let url = crm(&server);
+    let s = Sandbox::empty();
+    s.write("rollback.yaml", &playbook(&url, "{ method: revoke, accounts: [crm_app] }"));
+    s.run(&["execute", "--phase", "backup"]).ok();
+    s.run(&["plan", "--phase", "restore"])
+        .ok()
+        .says("READY")
+        .says("privileges: account root@127.0.0.1 holds SELECT, INSERT, UPDATE, DELETE")
+        .says("contacts 200");
+    s.run(&["plan", "--phase", "freeze"]).ok().says("holds the GRANT OPTION");
+    server.sql(
+        "mysql",
+        "CREATE USER 'reader'@'%' IDENTIFIED BY 'r'; GRANT SELECT ON crm.* TO 'reader'@'%'",
+    );
+    s.write(
+        "rollback.yaml",
+        &playbook(&server.url_as("reader", "r", "crm"), "{ method: read_only }"),
+    );
+    s.run(&["plan", "--phase", "backup"]).ok().says("holds SELECT");
+    s.run(&["plan", "--phase", "restore"])
+        .exits(3)
+        .says("NOT READY")
+        .says("lacks INSERT on `crm`.`companies`")
+        .says("DELETE on `crm`.`contacts`")
+        .never_says("password");
+    s.run(&["plan", "--phase", "freeze"])
+        .exits(3)
+        .says("SUPER (MariaDB: READ_ONLY ADMIN) to set read_only");
 }

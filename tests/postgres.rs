@@ -249,3 +249,37 @@ fn drill_with_a_postgres_legacy_crm() {
     assert!(proofs.iter().all(|p| p["ok"] == true), "{proofs:?}");
     s.run(&["drill", "--yes", "--damage"]).ok().says("drill passed");
 }
+
+/// `plan` checks the role's privileges for each step: the superuser is ready; a role that may
+/// only read is not, and the plan names each missing privilege and the freeze's needs.
+#[test]
+fn plan_checks_privileges() {
+    let server = PgServer::start();
+    let url = crm(&server);
+    let s = Sandbox::empty();
+    s.write("rollback.yaml", &playbook(&url, "{ method: revoke, roles: [crm_app] }"));
+    s.run(&["execute", "--phase", "backup"]).ok();
+    s.run(&["plan", "--phase", "restore"])
+        .ok()
+        .says("READY")
+        .says("privileges: role postgres holds SELECT, INSERT, UPDATE, DELETE");
+    s.run(&["plan", "--phase", "freeze"]).ok().says("holds superuser");
+    server.psql(
+        "crm",
+        "CREATE ROLE reader LOGIN; GRANT SELECT ON companies, contacts TO reader; REVOKE TEMP ON DATABASE crm FROM PUBLIC",
+    );
+    s.write(
+        "rollback.yaml",
+        &playbook(&server.url_as("reader", "crm"), "{ method: revoke, roles: [crm_app] }"),
+    );
+    s.run(&["plan", "--phase", "backup"]).ok().says("holds SELECT");
+    s.run(&["plan", "--phase", "restore"])
+        .exits(3)
+        .says("NOT READY")
+        .says("lacks INSERT on \"public\".\"companies\"")
+        .says("TEMP on the database");
+    s.run(&["plan", "--phase", "freeze"])
+        .exits(3)
+        .says("ownership of \"public\".\"contacts\"")
+        .says("membership in role `crm_app`");
+}

@@ -302,6 +302,13 @@ pub trait Connector: Send + Sync {
             format!("connector type `{}` cannot unfreeze", self.kind().name()),
         ))
     }
+    /// For `plan`: whether the connector's own account holds the privileges a step needs
+    /// (`need` is `read`, `write` or `freeze`), found by reading only: `Ok` with what it holds,
+    /// `Err` naming what is missing and how to grant it. `None` when the connector cannot tell.
+    async fn privileges(&self, need: &str) -> Option<Result<String, String>> {
+        let _ = need;
+        None
+    }
     /// Tries a user's write without keeping it: `true` when it would succeed.
     async fn write_probe(&self) -> Result<bool, ConnectorError> {
         Err(ConnectorError::new(self.name(), "this connector has no write probe"))

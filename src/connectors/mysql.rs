@@ -205,17 +205,16 @@ impl MysqlConnector {
         let name = config.name.as_str();
         let options = connect_options(config, config.spec.url.as_deref().unwrap_or_default())?;
         // Dry runs and plans read in read-only transactions.
-        let session = match config.read_only {
-            true => format!("{SESSION}, SESSION TRANSACTION READ ONLY"),
-            false => SESSION.to_string(),
-        };
+        let read_only = config.read_only;
         let pool = MySqlPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(std::time::Duration::from_secs(30))
             .after_connect(move |conn, _| {
-                let session = session.clone();
                 Box::pin(async move {
-                    conn.execute(sqlx::raw_sql(AssertSqlSafe(session))).await?;
+                    conn.execute(sqlx::raw_sql(SESSION)).await?;
+                    if read_only {
+                        conn.execute(sqlx::raw_sql("SET SESSION TRANSACTION READ ONLY")).await?;
+                    }
                     Ok(())
                 })
             })
@@ -901,28 +900,29 @@ impl Connector for MysqlConnector {
     async fn write_probe(&self) -> Result<bool, ConnectorError> {
         super::mysql_freeze::write_probe(self).await
     }
+
+    async fn privileges(&self, need: &str) -> Option<Result<String, String>> {
+        Some(super::mysql_freeze::privileges(self, need).await)
+    }
 }
 
-/// The rows of a `SHOW`/catalog query as strings, for the freeze module.
+/// The rows of a catalog query with its values as text (numbers printed), for the freeze module.
 pub(crate) async fn strings(pool: &MySqlPool, sql: &str, binds: &[&str]) -> Result<Vec<Vec<Option<String>>>, sqlx::Error> {
     let mut query = sqlx::query(AssertSqlSafe(sql.to_string()));
     for b in binds {
         query = query.bind(b.to_string());
     }
     let rows: Vec<MySqlRow> = query.fetch(pool).try_collect().await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            (0..r.len())
-                .map(|i| {
-                    r.try_get_unchecked::<Option<Vec<u8>>, _>(i)
-                        .ok()
-                        .flatten()
-                        .map(|b| String::from_utf8_lossy(&b).into_owned())
-                })
-                .collect()
-        })
-        .collect())
+    let text = |r: &MySqlRow, i: usize| -> Option<String> {
+        if let Ok(v) = r.try_get::<Option<String>, _>(i) {
+            return v;
+        }
+        if let Ok(v) = r.try_get::<Option<i64>, _>(i) {
+            return v.map(|n| n.to_string());
+        }
+        r.try_get::<Option<u64>, _>(i).ok().flatten().map(|n| n.to_string())
+    };
+    Ok(rows.iter().map(|r| (0..r.len()).map(|i| text(r, i)).collect()).collect())
 }
 
 #[cfg(test)]

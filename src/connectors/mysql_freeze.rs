@@ -290,6 +290,87 @@ pub async fn write_probe(c: &MysqlConnector) -> Result<bool, ConnectorError> {
     Ok(writable)
 }
 
+/// Whether the tool's account holds what `need` (`read`, `write`, `freeze`) takes, from the
+/// catalog (see [`super::Connector::privileges`]). Privileges held through roles are not seen.
+pub async fn privileges(c: &MysqlConnector, need: &str) -> Result<String, String> {
+    let failed = |e: sqlx::Error| format!("cannot read the account's privileges: {e}");
+    let me: String = sqlx::query_scalar("SELECT CAST(CURRENT_USER() AS CHAR)")
+        .fetch_one(c.pool())
+        .await
+        .map_err(failed)?;
+    let (user, host) = me.rsplit_once('@').unwrap_or((me.as_str(), "%"));
+    let grantee = format!("'{user}'@'{host}'");
+    let holds = async |privilege: &str, schema: &str, table: Option<&str>| -> Result<bool, String> {
+        let sql = "SELECT CAST((SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ? AND PRIVILEGE_TYPE = ?) \
+             + (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND PRIVILEGE_TYPE = ? AND ? LIKE TABLE_SCHEMA) \
+             + (SELECT COUNT(*) FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = ? AND PRIVILEGE_TYPE = ? AND TABLE_SCHEMA = ? AND TABLE_NAME = ?) AS CHAR)";
+        let table = table.unwrap_or("");
+        let binds = [
+            grantee.as_str(),
+            privilege,
+            &grantee,
+            privilege,
+            schema,
+            &grantee,
+            privilege,
+            schema,
+            table,
+        ];
+        let rows = strings(c.pool(), sql, &binds).await.map_err(failed)?;
+        Ok(rows.first().and_then(|r| r[0].as_deref()).is_some_and(|n| n != "0"))
+    };
+    let table_privileges: &[&str] = match need {
+        "read" => &["SELECT"],
+        "write" => &["SELECT", "INSERT", "UPDATE", "DELETE"],
+        _ => &[],
+    };
+    let mut missing = Vec::new();
+    for map in c.mapped() {
+        for privilege in table_privileges {
+            if !holds(privilege, &map.schema, Some(&map.table)).await? {
+                missing.push(format!("{privilege} on {}", map.qualified));
+            }
+        }
+    }
+    let mut held = table_privileges.join(", ");
+    if need == "freeze" {
+        match method(c).as_str() {
+            "read_only" => {
+                let mut any = false;
+                for privilege in ["SUPER", "READ_ONLY ADMIN", "SYSTEM_VARIABLES_ADMIN"] {
+                    any |= holds(privilege, "", None).await?;
+                }
+                match any {
+                    true => held = "the right to set read_only".into(),
+                    false => missing.push("SUPER (MariaDB: READ_ONLY ADMIN) to set read_only".into()),
+                }
+            }
+            "revoke" => {
+                let sql = "SELECT CAST((SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ? AND IS_GRANTABLE = 'YES') \
+                     + (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND IS_GRANTABLE = 'YES' AND ? LIKE TABLE_SCHEMA) AS CHAR)";
+                let rows = strings(c.pool(), sql, &[&grantee, &grantee, c.database()]).await.map_err(failed)?;
+                match rows.first().and_then(|r| r[0].as_deref()).is_some_and(|n| n != "0") {
+                    true => held = "the GRANT OPTION".into(),
+                    false => missing.push("the GRANT OPTION (to revoke and grant back)".into()),
+                }
+                if let Err(e) = accounts(c) {
+                    missing.push(e.message.clone());
+                }
+            }
+            _ => held = "nothing (a manual freeze)".into(),
+        }
+    }
+    if missing.is_empty() {
+        Ok(format!("account {me} holds {held}"))
+    } else {
+        Err(format!(
+            "account `{me}` lacks {}: grant it, e.g. GRANT … TO {}",
+            missing.join(", "),
+            account_sql(user, host)
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -851,4 +851,8 @@ impl Connector for PostgresConnector {
     async fn write_probe(&self) -> Result<bool, ConnectorError> {
         super::postgres_freeze::write_probe(self).await
     }
+
+    async fn privileges(&self, need: &str) -> Option<Result<String, String>> {
+        Some(super::postgres_freeze::privileges(self, need).await)
+    }
 }

@@ -218,3 +218,75 @@ pub async fn write_probe(c: &PostgresConnector) -> Result<bool, ConnectorError> 
     let _ = session.close().await;
     Ok(writable)
 }
+
+/// Whether the tool's role holds what `need` (`read`, `write`, `freeze`) takes, from the
+/// catalog (see [`super::Connector::privileges`]).
+pub async fn privileges(c: &PostgresConnector, need: &str) -> Result<String, String> {
+    let failed = |e: sqlx::Error| format!("cannot read the role's privileges: {e}");
+    let row = sqlx::query("SELECT current_user::text AS me, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser")
+        .fetch_one(c.pool())
+        .await
+        .map_err(failed)?;
+    let (me, superuser): (String, bool) = (row.get("me"), row.get("superuser"));
+    let yes = async |sql: &str, binds: &[&str]| -> Result<bool, String> {
+        let mut query = sqlx::query_scalar::<_, bool>(AssertSqlSafe(sql.to_string()));
+        for b in binds {
+            query = query.bind(b.to_string());
+        }
+        query.fetch_one(c.pool()).await.map_err(failed)
+    };
+    let table_privileges: &[&str] = match need {
+        "read" => &["SELECT"],
+        "write" => &["SELECT", "INSERT", "UPDATE", "DELETE"],
+        _ => &[],
+    };
+    let mut missing = Vec::new();
+    for map in c.mapped() {
+        for privilege in table_privileges {
+            if !yes("SELECT has_table_privilege($1::text::regclass, $2)", &[&map.qualified, privilege]).await? {
+                missing.push(format!("{privilege} on {}", map.qualified));
+            }
+        }
+    }
+    if need == "write" && !yes("SELECT has_database_privilege(current_database(), 'TEMP')", &[]).await? {
+        missing.push("TEMP on the database (upserts load through a temporary table)".into());
+    }
+    let mut held = table_privileges.join(", ");
+    if need == "freeze" && !superuser {
+        match method(c).as_str() {
+            "read_only" => {
+                let owner = "SELECT pg_has_role(current_user, datdba, 'MEMBER') FROM pg_database WHERE datname = current_database()";
+                match yes(owner, &[]).await? {
+                    true => held = "the database's ownership".into(),
+                    false => missing.push("the database's ownership (ALTER DATABASE … SET default_transaction_read_only)".into()),
+                }
+            }
+            "revoke" => {
+                held = "the tables' ownership".into();
+                for map in c.mapped() {
+                    let owner = "SELECT pg_has_role(current_user, relowner, 'MEMBER') FROM pg_class WHERE oid = $1::text::regclass";
+                    if !yes(owner, &[&map.qualified]).await? {
+                        missing.push(format!("ownership of {} (to revoke and grant back)", map.qualified));
+                    }
+                }
+                for role in roles(c).map_err(|e| e.message.clone())? {
+                    let member = "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AND pg_has_role(current_user, $1, 'MEMBER')";
+                    if !yes(member, &[&role]).await? {
+                        missing.push(format!("membership in role `{role}` (the write probe writes as it)"));
+                    }
+                }
+            }
+            _ => held = "nothing (a manual freeze)".into(),
+        }
+    } else if need == "freeze" {
+        held = "superuser".into();
+    }
+    if missing.is_empty() {
+        Ok(format!("role {me} holds {held}"))
+    } else {
+        Err(format!(
+            "role `{me}` lacks {}: grant it, or connect as the owner",
+            missing.join(", ")
+        ))
+    }
+}

@@ -136,6 +136,9 @@ pub async fn plan(ctx: &Context, phase: &str) -> Result<Plan, EngineError> {
                                 Err(format!("connector `{name}` cannot {cap}"))
                             },
                         );
+                        if has && let Some(held) = connector.privileges(cap).await {
+                            check(&mut checks, "privileges", held);
+                        }
                     }
                     // Counts are full scans: each connector is inspected once, not once per step.
                     if !snapshots.contains_key(name) {
