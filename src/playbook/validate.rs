@@ -81,6 +81,9 @@ pub fn secret_fields(c: &ConnectorSpec) -> Vec<(&'static str, &str)> {
         client_id,
         client_secret
     );
+    if let Some(probe) = c.freeze.as_ref().and_then(|f| f.probe_url.as_deref()) {
+        out.push(("freeze.probe_url", probe));
+    }
     out
 }
 
