@@ -134,8 +134,9 @@ fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
         (_, 1) => "debug",
         _ => "trace",
     };
+    // sqlx warns of every statement longer than a second; a bulk read is one such statement.
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROLLBACK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,rollback={level}")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,sqlx::query=error,rollback={level}")));
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -64,18 +64,45 @@ pub fn parent_first(objects: &[String], manifest: &Manifest, order: Option<&Vec<
 
 /// Checkpoints recorded while the next batch is written: a batch's checkpoint only says what
 /// is already committed, so the journal's commit (its fsyncs) need not hold up the next batch.
-/// One is in flight at a time, so they land in order; [`Self::settle`] waits for the last.
+/// One is in flight at a time, so they land in order. Values are cumulative, so while one is in
+/// flight, or within [`CHECKPOINT_EVERY`] of the last, a newer one replaces the one waiting
+/// (a resume compares again and never rewrites what is committed, so a checkpoint is a progress
+/// record, not a promise); [`Self::settle`] writes the one waiting and waits for it.
 struct Pipelined {
     in_flight: Option<tokio::task::JoinHandle<()>>,
+    waiting: Option<(String, String)>,
+    last: Option<std::time::Instant>,
 }
+
+/// The least time between two checkpoints of one step's writes (each costs the journal's fsyncs,
+/// on the disk the batches are committed to).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Pipelined {
     fn new() -> Self {
-        Pipelined { in_flight: None }
+        Pipelined {
+            in_flight: None,
+            waiting: None,
+            last: None,
+        }
     }
 
     async fn record(&mut self, ctx: &Context, key: String, value: String) {
-        self.settle().await;
+        let busy = self.in_flight.as_ref().is_some_and(|h| !h.is_finished());
+        let recent = self.last.is_some_and(|t| t.elapsed() < CHECKPOINT_EVERY);
+        if busy || recent {
+            self.waiting = Some((key, value));
+            return;
+        }
+        self.write(ctx, key, value).await;
+    }
+
+    async fn write(&mut self, ctx: &Context, key: String, value: String) {
+        if let Some(handle) = self.in_flight.take() {
+            let _ = handle.await;
+        }
+        self.waiting = None;
+        self.last = Some(std::time::Instant::now());
         let (journal, run, step) = (
             ctx.journal.clone(),
             ctx.run_id.clone(),
@@ -88,7 +115,10 @@ impl Pipelined {
         }));
     }
 
-    async fn settle(&mut self) {
+    async fn settle(&mut self, ctx: &Context) {
+        if let Some((key, value)) = self.waiting.take() {
+            self.write(ctx, key, value).await;
+        }
         if let Some(handle) = self.in_flight.take() {
             let _ = handle.await;
         }
@@ -129,8 +159,9 @@ impl Wanted {
         let n = (d.deleted.len() + d.changed.len()) as u64;
         if n == of {
             let fresh = d.changed.is_empty();
-            d.deleted.clear();
-            d.changed.clear();
+            // Freed, not cleared: a million ids' list is tens of MB.
+            d.deleted = Vec::new();
+            d.changed = Vec::new();
             return Wanted::Every { n, fresh };
         }
         let ids = std::mem::take(&mut d.deleted)
@@ -253,7 +284,7 @@ async fn upsert(
     if !pending.is_empty() {
         flush(&pending).await?;
     }
-    checkpoints.settle().await;
+    checkpoints.settle(ctx).await;
     bar.finish();
     Ok(written)
 }
@@ -265,7 +296,7 @@ async fn delete(ctx: &Context, connector: &dyn Connector, object: &str, ids: &[S
         deleted += connector.delete(object, part).await?;
         checkpoints.record(ctx, format!("{object}.deleted"), deleted.to_string()).await;
     }
-    checkpoints.settle().await;
+    checkpoints.settle(ctx).await;
     Ok(deleted)
 }
 
