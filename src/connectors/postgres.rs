@@ -621,31 +621,101 @@ fn copy_rows(name: &str, map: &PgTable, records: &[Record]) -> Result<Vec<u8>, C
     Ok(out)
 }
 
-/// The `COPY` rows of a batch of chunk lines, made on a blocking thread.
-async fn copy_rows_of_lines(name: &str, map: &Arc<PgTable>, lines: &[u8]) -> Result<Vec<u8>, ConnectorError> {
-    let (connector, map, lines) = (name.to_string(), map.clone(), lines.to_vec());
-    tokio::task::spawn_blocking(move || {
-        let name = connector;
-        let records = crate::store::chunk::decode_lines(&lines, &map.object).map_err(|e| {
-            ConnectorError::new(&name, format!("unreadable snapshot line {}: {}", e.line, e.message))
-                .object(&map.object)
-                .hint("run `rollback verify --read-data` on the snapshot")
-        })?;
-        copy_rows(&name, &map, &records)
-    })
-    .await
-    .map_err(|e| ConnectorError::new(name, e.to_string()))?
+/// `COPY` rows in blocks, made while the server reads the blocks before.
+struct CopyBlocks {
+    blocks: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    /// The records converted, or why the conversion stopped.
+    built: tokio::task::JoinHandle<Result<u64, ConnectorError>>,
+}
+
+/// Lines per block of a streamed batch.
+const COPY_BLOCK_LINES: usize = 1000;
+
+impl CopyBlocks {
+    /// The rows of a batch of chunk lines, converted on a blocking thread a block at a time.
+    fn of_lines(name: &str, map: &Arc<PgTable>, lines: &[u8]) -> CopyBlocks {
+        let (tx, blocks) = tokio::sync::mpsc::channel(2);
+        let (name, map, lines) = (name.to_string(), map.clone(), lines.to_vec());
+        let built = tokio::task::spawn_blocking(move || {
+            let (mut start, mut first_line, mut records) = (0, 1, 0u64);
+            while start < lines.len() {
+                let end = memchr::memchr_iter(b'\n', &lines[start..])
+                    .nth(COPY_BLOCK_LINES - 1)
+                    .map_or(lines.len(), |n| start + n + 1);
+                let decoded = crate::store::chunk::decode_lines(&lines[start..end], &map.object).map_err(|e| {
+                    ConnectorError::new(
+                        &name,
+                        format!("unreadable snapshot line {}: {}", first_line + e.line - 1, e.message),
+                    )
+                    .object(&map.object)
+                    .hint("run `rollback verify --read-data` on the snapshot")
+                })?;
+                records += decoded.len() as u64;
+                first_line += decoded.len();
+                if tx.blocking_send(copy_rows(&name, &map, &decoded)?).is_err() {
+                    // The write failed and says why.
+                    break;
+                }
+                start = end;
+            }
+            Ok(records)
+        });
+        CopyBlocks { blocks, built }
+    }
+
+    /// The rows of records already decoded, as one block.
+    fn of_records(name: &str, map: &PgTable, records: &[Record]) -> Result<CopyBlocks, ConnectorError> {
+        let (tx, blocks) = tokio::sync::mpsc::channel(1);
+        let _ = tx.try_send(copy_rows(name, map, records)?);
+        let n = records.len() as u64;
+        Ok(CopyBlocks {
+            blocks,
+            built: tokio::spawn(async move { Ok(n) }),
+        })
+    }
+
+    /// Sends every block into `copy`; a failed conversion aborts the `COPY` (and so its
+    /// transaction). Returns the rows the server took.
+    async fn send<C>(mut self, connector: &str, mut copy: sqlx::postgres::PgCopyIn<C>) -> Result<u64, ConnectorError>
+    where
+        C: std::ops::DerefMut<Target = sqlx::postgres::PgConnection>,
+    {
+        let mut sent = Ok(());
+        while let Some(block) = self.blocks.recv().await {
+            if let Err(e) = copy.send(block).await {
+                sent = Err(e);
+                break;
+            }
+        }
+        drop(self.blocks);
+        let built = self
+            .built
+            .await
+            .map_err(|e| ConnectorError::new(connector, e.to_string()))
+            .and_then(|r| r);
+        match (sent, built) {
+            (Ok(()), Ok(_)) => copy.finish().await.map_err(|e| pg_error(connector, e)),
+            (Err(e), _) => {
+                let _ = copy.abort("the write failed").await;
+                Err(pg_error(connector, e))
+            }
+            (Ok(()), Err(e)) => {
+                let _ = copy.abort("a snapshot line could not be converted").await;
+                Err(e)
+            }
+        }
+    }
 }
 
 impl PostgresConnector {
     /// Writes a batch of chunk lines: inserted when the table holds none of them, else upserted.
     async fn write_lines(&self, object: &str, lines: &[u8], insert: bool) -> Result<ApplyOutcome, ConnectorError> {
         let map = self.table(object)?.clone();
-        let data = copy_rows_of_lines(&self.name, &map, lines).await?;
+        let rows = CopyBlocks::of_lines(&self.name, &map, lines);
         let written = if insert {
-            self.insert(&map, data).await?
+            self.insert(&map, rows).await?
         } else {
-            self.upsert(&map, data).await?
+            self.upsert(&map, rows).await?
         };
         Ok(ApplyOutcome {
             written,
@@ -655,26 +725,22 @@ impl PostgresConnector {
 
     /// Inserts one batch of records the table does not hold with one `COPY` into it, in one
     /// transaction; a record it holds after all fails the batch (a unique violation).
-    async fn insert(&self, map: &PgTable, data: Vec<u8>) -> Result<u64, ConnectorError> {
+    async fn insert(&self, map: &PgTable, rows: CopyBlocks) -> Result<u64, ConnectorError> {
         let err = |e: sqlx::Error| pg_error(&self.name, e).object(&map.object);
         let list: Vec<String> = map.written().map(|c| quote(&c.name)).collect();
         let mut tx = self.pool.begin().await.map_err(err)?;
-        let mut copy = tx
+        let copy = tx
             .copy_in_raw(&format!("COPY {} ({}) FROM STDIN", map.qualified, list.join(", ")))
             .await
             .map_err(err)?;
-        copy.send(data).await.map_err(err)?;
-        let rows = copy.finish().await.map_err(err)?;
+        let written = rows.send(&self.name, copy).await.map_err(|e| e.object(&map.object))?;
         tx.commit().await.map_err(err)?;
-        Ok(rows)
+        Ok(written)
     }
 
     /// Upserts one batch in one transaction: `COPY` into a temporary table, then one
     /// `INSERT … ON CONFLICT DO UPDATE`.
-    async fn upsert(&self, map: &PgTable, data: Vec<u8>) -> Result<u64, ConnectorError> {
-        if data.is_empty() {
-            return Ok(0);
-        }
+    async fn upsert(&self, map: &PgTable, rows: CopyBlocks) -> Result<u64, ConnectorError> {
         let name = self.name.as_str();
         let err = |e: sqlx::Error| pg_error(name, e).object(&map.object);
         let columns: Vec<String> = map.written().map(|c| quote(&c.name)).collect();
@@ -686,9 +752,10 @@ impl PostgresConnector {
             map.qualified
         );
         sqlx::query(AssertSqlSafe(create)).execute(&mut *tx).await.map_err(err)?;
-        let mut copy = tx.copy_in_raw(&format!("COPY {load} ({list}) FROM STDIN")).await.map_err(err)?;
-        copy.send(data).await.map_err(err)?;
-        copy.finish().await.map_err(err)?;
+        let copy = tx.copy_in_raw(&format!("COPY {load} ({list}) FROM STDIN")).await.map_err(err)?;
+        if rows.send(name, copy).await.map_err(|e| e.object(&map.object))? == 0 {
+            return Ok(0);
+        }
         let updates: Vec<String> = map
             .written()
             .filter(|c| c.name != map.id)
@@ -809,7 +876,7 @@ impl Connector for PostgresConnector {
 
     async fn apply(&self, object: &str, batch: &[Record], _mode: ApplyMode) -> Result<ApplyOutcome, ConnectorError> {
         let map = self.table(object)?.clone();
-        let written = self.upsert(&map, copy_rows(&self.name, &map, batch)?).await?;
+        let written = self.upsert(&map, CopyBlocks::of_records(&self.name, &map, batch)?).await?;
         Ok(ApplyOutcome {
             written,
             id_map: Vec::new(),

@@ -170,23 +170,31 @@ pub fn copy_field(out: &mut Vec<u8>, text: Option<&str>) {
 }
 
 /// Splits one line of `COPY` text output (without its newline) into fields, undoing the escapes;
-/// `None` is NULL.
+/// `None` is NULL. The line is checked as UTF-8 once; one scan finds the tabs and backslashes
+/// (a tab in the data is always escaped, so every raw tab ends a field).
 pub fn copy_fields<'a>(line: &'a [u8], fields: &mut Vec<Option<std::borrow::Cow<'a, str>>>) -> Result<(), String> {
     use std::borrow::Cow;
     fields.clear();
-    for raw in line.split(|b| *b == b'\t') {
-        if raw == b"\\N" {
-            fields.push(None);
+    let text = std::str::from_utf8(line).map_err(|_| "text that is not UTF-8".to_string())?;
+    let mut field = |start: usize, end: usize, escaped: bool| -> Result<(), String> {
+        let raw = &text[start..end];
+        fields.push(match (raw, escaped) {
+            ("\\N", _) => None,
+            (_, true) => Some(Cow::Owned(unescape(raw.as_bytes())?)),
+            (_, false) => Some(Cow::Borrowed(raw)),
+        });
+        Ok(())
+    };
+    let (mut start, mut escaped) = (0, false);
+    for at in memchr::memchr2_iter(b'\t', b'\\', line) {
+        if line[at] == b'\\' {
+            escaped = true;
             continue;
         }
-        let text = if raw.contains(&b'\\') {
-            Cow::Owned(unescape(raw)?)
-        } else {
-            Cow::Borrowed(std::str::from_utf8(raw).map_err(|_| "text that is not UTF-8".to_string())?)
-        };
-        fields.push(Some(text));
+        field(start, at, escaped)?;
+        (start, escaped) = (at + 1, false);
     }
-    Ok(())
+    field(start, line.len(), escaped)
 }
 
 fn unescape(raw: &[u8]) -> Result<String, String> {
