@@ -121,6 +121,10 @@ pub struct PostgresConnector {
     database: String,
     tables: BTreeMap<String, Arc<PgTable>>,
     freeze: Option<FreezeSpec>,
+    /// Transaction ids the tool's own writes took (see [`Connector::outside_writes_mark`]).
+    own_xids: std::sync::atomic::AtomicI64,
+    /// A write whose transaction id could not be told: no mark can be trusted any more.
+    xids_unknown: std::sync::atomic::AtomicBool,
 }
 
 /// The connection options of `config`: its `url` (secrets resolved) and `tls` keys.
@@ -207,6 +211,8 @@ impl PostgresConnector {
             database,
             tables,
             freeze: config.spec.freeze.clone(),
+            own_xids: Default::default(),
+            xids_unknown: Default::default(),
         })
     }
 
@@ -708,6 +714,22 @@ impl CopyBlocks {
 }
 
 impl PostgresConnector {
+    /// Counts the transaction id of the tool's transaction `tx`, if it took one, before it ends
+    /// (committed or not, a transaction id is used up).
+    async fn count_own_xid(&self, tx: &mut sqlx::PgConnection) {
+        use std::sync::atomic::Ordering::SeqCst;
+        match sqlx::query_scalar::<_, bool>("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
+            .fetch_one(tx)
+            .await
+        {
+            Ok(true) => {
+                self.own_xids.fetch_add(1, SeqCst);
+            }
+            Ok(false) => {}
+            Err(_) => self.xids_unknown.store(true, SeqCst),
+        }
+    }
+
     /// Writes a batch of chunk lines: inserted when the table holds none of them, else upserted.
     async fn write_lines(&self, object: &str, lines: &[u8], insert: bool) -> Result<ApplyOutcome, ConnectorError> {
         let map = self.table(object)?.clone();
@@ -734,6 +756,7 @@ impl PostgresConnector {
             .await
             .map_err(err)?;
         let written = rows.send(&self.name, copy).await.map_err(|e| e.object(&map.object))?;
+        self.count_own_xid(&mut tx).await;
         tx.commit().await.map_err(err)?;
         Ok(written)
     }
@@ -772,6 +795,7 @@ impl PostgresConnector {
             quote(&map.id)
         );
         let done = sqlx::query(AssertSqlSafe(upsert)).execute(&mut *tx).await.map_err(err)?;
+        self.count_own_xid(&mut tx).await;
         tx.commit().await.map_err(err)?;
         Ok(done.rows_affected())
     }
@@ -853,6 +877,21 @@ impl Connector for PostgresConnector {
         text.as_deref().and_then(crate::record::parse_time)
     }
 
+    /// The next transaction id of the cluster less the ones the tool's own writes took: every
+    /// write from outside takes one, so an equal mark proves there was none in between. (Writes
+    /// in other databases of the cluster change it too, which only costs a full comparison.)
+    async fn outside_writes_mark(&self) -> Option<i64> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let next: i64 = sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+            .fetch_one(&self.pool)
+            .await
+            .ok()?;
+        if self.xids_unknown.load(SeqCst) {
+            return None;
+        }
+        Some(next - self.own_xids.load(SeqCst))
+    }
+
     fn export(&self, object: &str, since: Option<DateTime<Utc>>) -> RecordPages {
         let name: Arc<str> = object.into();
         let connector = self.name.clone();
@@ -899,11 +938,11 @@ impl Connector for PostgresConnector {
             quote(&map.id),
             map.id_type
         );
-        let done = sqlx::query(AssertSqlSafe(sql))
-            .bind(ids)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| pg_error(&self.name, e).object(object))?;
+        let err = |e: sqlx::Error| pg_error(&self.name, e).object(object);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let done = sqlx::query(AssertSqlSafe(sql)).bind(ids).execute(&mut *tx).await.map_err(err)?;
+        self.count_own_xid(&mut tx).await;
+        tx.commit().await.map_err(err)?;
         Ok(done.rows_affected())
     }
 
