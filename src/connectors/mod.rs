@@ -146,6 +146,16 @@ pub struct EncodedRow {
 }
 
 impl EncodedPage {
+    /// An empty page with room for `rows` records of `line_bytes` bytes of lines in all (a
+    /// page that never grows is never copied).
+    pub fn with_capacity(rows: usize, line_bytes: usize) -> EncodedPage {
+        EncodedPage {
+            lines: Vec::with_capacity(line_bytes),
+            ids: String::with_capacity(rows * 8),
+            rows: Vec::with_capacity(rows),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
     }

@@ -352,24 +352,22 @@ async fn copy_out(
         Err(e) => return fail(pg_error(&name, e)).await,
     };
     let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
+    // Blocks the encoder is done with come back to be filled again (fresh memory costs faults).
+    let (spare_tx, mut spare_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     let encoder = {
         let (name, map, tx) = (name.clone(), map.clone(), tx.clone());
-        tokio::task::spawn_blocking(move || encode_copy(&name, &map, lines, bytes_rx, &tx))
+        tokio::task::spawn_blocking(move || encode_copy(&name, &map, lines, bytes_rx, spare_tx, &tx))
     };
     // The server sends one message per row: they travel to the encoder in blocks, not one by one.
     const BLOCK: usize = 256 * 1024;
-    let mut block = Vec::with_capacity(BLOCK + 4096);
+    let mut next_block = move || spare_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(BLOCK + 4096));
+    let mut block = next_block();
     let mut failed = None;
     while let Some(chunk) = stream.next().await {
         match chunk {
             Ok(chunk) => {
                 block.extend_from_slice(&chunk);
-                if block.len() >= BLOCK
-                    && bytes_tx
-                        .send(std::mem::replace(&mut block, Vec::with_capacity(BLOCK + 4096)))
-                        .await
-                        .is_err()
-                {
+                if block.len() >= BLOCK && bytes_tx.send(std::mem::replace(&mut block, next_block())).await.is_err() {
                     break;
                 }
             }
@@ -395,6 +393,7 @@ fn encode_copy(
     map: &PgTable,
     lines: bool,
     mut bytes: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    spare: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
     tx: &tokio::sync::mpsc::Sender<Result<EncodedPage, ConnectorError>>,
 ) {
     let Some(mut encoder) = map.encoder() else {
@@ -430,11 +429,15 @@ fn encode_copy(
             })
             .map_err(err)
     };
-    while let Some(chunk) = bytes.blocking_recv() {
+    // Pages are made as large as the last one was, so they never grow (and are never copied).
+    let next_page = |last: &EncodedPage| EncodedPage::with_capacity(PAGE_SIZE + 1, last.lines.len() + last.lines.len() / 8);
+    while let Some(mut chunk) = bytes.blocking_recv() {
         let mut data: &[u8] = &chunk;
         if !carry.is_empty() {
             let Some(end) = memchr::memchr(b'\n', data) else {
                 carry.extend_from_slice(data);
+                chunk.clear();
+                let _ = spare.send(chunk);
                 continue;
             };
             carry.extend_from_slice(&data[..end]);
@@ -452,11 +455,16 @@ fn encode_copy(
                 return;
             }
             start = end + 1;
-            if page.len() >= PAGE_SIZE && tx.blocking_send(Ok(std::mem::take(&mut page))).is_err() {
-                return;
+            if page.len() >= PAGE_SIZE {
+                let next = next_page(&page);
+                if tx.blocking_send(Ok(std::mem::replace(&mut page, next))).is_err() {
+                    return;
+                }
             }
         }
         carry.extend_from_slice(&data[start..]);
+        chunk.clear();
+        let _ = spare.send(chunk);
     }
     if !page.is_empty() {
         let _ = tx.blocking_send(Ok(page));
