@@ -580,6 +580,11 @@ impl Persist {
         )
         .execute(&pool)
         .await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, role TEXT, super_admin INTEGER NOT NULL)",
+        )
+        .execute(&pool)
+        .await?;
         Ok(Persist { pool })
     }
 
@@ -651,6 +656,34 @@ impl Persist {
                 .bind(a as i64)
                 .execute(&mut *tx)
                 .await?;
+        }
+        tx.commit().await
+    }
+
+    /// The saved account users: id, email, role id, super admin.
+    pub async fn load_users(&self) -> Result<Vec<(u64, String, Option<String>, bool)>, sqlx::Error> {
+        let rows: Vec<(i64, String, Option<String>, bool)> = sqlx::query_as("SELECT id, email, role, super_admin FROM users ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(id, email, role, admin)| (id as u64, email, role, admin)).collect())
+    }
+
+    /// Saves account users (`None`: the user was removed).
+    pub async fn save_users(&self, users: Vec<(u64, Option<(String, Option<String>, bool)>)>) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for (id, user) in users {
+            match user {
+                Some((email, role, admin)) => {
+                    sqlx::query("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?)")
+                        .bind(id as i64)
+                        .bind(email)
+                        .bind(role)
+                        .bind(admin)
+                        .execute(&mut *tx)
+                        .await?
+                }
+                None => sqlx::query("DELETE FROM users WHERE id = ?").bind(id as i64).execute(&mut *tx).await?,
+            };
         }
         tx.commit().await
     }

@@ -1,0 +1,854 @@
+//! `hubspot`: HubSpot's CRM v3 objects API (contacts, companies, deals, tickets, or any object type
+//! named by `table:`) over HTTPS, with a private app's token (see [`http`] for limits and retries).
+//!
+//! A record is a HubSpot object: its id is HubSpot's record id; its fields are the properties a
+//! restore can write back (the properties API says which: not read-only, not calculated) plus
+//! `createdate`, every one with a value, as HubSpot's strings; `modified_at` is the modified-date
+//! property (`lastmodifieddate` for contacts, `hs_lastmodifieddate` for the others), which is not
+//! a field because every write changes it. A full export lists the live records (`limit=100`,
+//! `after` paging); HubSpot's archive is the tool's delete, so the recycle bin is not part of a
+//! backup. An export `since` a time searches on the modified date (GTE, sorted ascending, pages of
+//! 200, moving the lower bound on before HubSpot's 10,000-result cap) and adds a list pass with
+//! `archived=true` for the records archived since then, flagged deleted.
+//!
+//! Writes are batch updates by id (at most 100 inputs a call, `concurrency` calls at once) that set
+//! every writable property to the record's value, clearing the others; deletes are batch archives.
+//! HubSpot gives every new record a new id, so a record it no longer holds live cannot be written
+//! back as it was: `apply` refuses those (naming them, and which of them are in the recycle bin,
+//! from where HubSpot restores them under their ids) rather than create copies under new ids that
+//! no restore proof could match and that a second run would duplicate. The freeze (`user_role`)
+//! is in [`freeze`]; `sandbox:` starts the tool's own HubSpot sandbox ([`crate::sandbox::launch`]).
+
+mod freeze;
+mod http;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde_json::{Map, Value, json};
+
+use super::{ApplyMode, ApplyOutcome, Capabilities, Connector, ConnectorError, RecordPages};
+use crate::playbook::model::FreezeSpec;
+use crate::playbook::{ConnectorConfig, ConnectorKind};
+use crate::record::{Fields, Record};
+use crate::sandbox::launch::Launched;
+use http::Api;
+
+/// HubSpot's API unless `base_url` says otherwise.
+pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
+/// Inputs per batch call at most (HubSpot's limit), and the default.
+pub const BATCH_MAX: usize = 100;
+/// Requests in flight unless `concurrency` says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Records per list page (HubSpot's own clients' page size) and per search page (its maximum).
+const LIST_PAGE: &str = "100";
+const SEARCH_PAGE: usize = 200;
+/// Search results HubSpot pages through at most for one query.
+const SEARCH_CAP: usize = 10_000;
+/// Beyond this many bytes of property names, a list asks only for ids and reads the properties
+/// with batch reads (a POST body), as too long a URL is refused (414).
+const URL_PROPERTIES_MAX: usize = 6_000;
+
+/// One object of the playbook and the HubSpot object type it is.
+#[derive(Clone, Debug)]
+struct ObjectMap {
+    name: Arc<str>,
+    /// `contacts`, `0-1`, `2-1234567`, …
+    object_type: String,
+    /// The property holding the last-modified time.
+    modified: String,
+}
+
+/// An object type's properties, as the properties API describes them.
+#[derive(Debug)]
+struct Properties {
+    /// The properties records keep as fields (writable ones and `createdate`), in name order.
+    kept: Vec<String>,
+    /// The properties a write sets.
+    writable: BTreeSet<String>,
+    /// Every property name.
+    all: BTreeSet<String>,
+    /// Their definitions, for the snapshot's schema.
+    described: Vec<Value>,
+}
+
+impl Properties {
+    fn from_api(body: &Value) -> Properties {
+        let mut out = Properties {
+            kept: Vec::new(),
+            writable: BTreeSet::new(),
+            all: BTreeSet::new(),
+            described: Vec::new(),
+        };
+        let mut defined: Vec<&Value> = body["results"].as_array().into_iter().flatten().collect();
+        defined.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        for p in defined {
+            let Some(name) = p["name"].as_str() else { continue };
+            let writable = p["modificationMetadata"]["readOnlyValue"] != true && p["calculated"] != true;
+            out.all.insert(name.to_string());
+            if writable {
+                out.writable.insert(name.to_string());
+            }
+            if writable || name == "createdate" {
+                out.kept.push(name.to_string());
+            }
+            let options: Vec<Value> = p["options"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|o| json!({"value": o["value"], "label": o["label"]}))
+                .collect();
+            let mut d = json!({"name": name, "label": p["label"], "type": p["type"], "fieldType": p["fieldType"],
+                               "groupName": p["groupName"], "writable": writable});
+            if !options.is_empty() {
+                d["options"] = Value::Array(options);
+            }
+            out.described.push(d);
+        }
+        out
+    }
+
+    /// The properties a read asks for: the kept ones and the modified date.
+    fn requested(&self, map: &ObjectMap) -> Vec<String> {
+        let mut out = self.kept.clone();
+        if !out.contains(&map.modified) {
+            out.push(map.modified.clone());
+        }
+        out
+    }
+}
+
+/// What the connector and its export tasks share.
+struct Shared {
+    name: String,
+    api: Api,
+    objects: Vec<ObjectMap>,
+    batch: usize,
+    concurrency: usize,
+    properties: tokio::sync::Mutex<HashMap<String, Arc<Properties>>>,
+}
+
+pub struct HubspotConnector {
+    shared: Arc<Shared>,
+    freeze: Option<FreezeSpec>,
+    /// The sandbox server this connector talks to, kept running while the connector lives.
+    _sandbox: Option<Arc<Launched>>,
+}
+
+fn bad(name: &str, message: String, hint: &str) -> ConnectorError {
+    ConnectorError::new(name, message).hint(hint).bad_input()
+}
+
+impl HubspotConnector {
+    pub async fn open(config: &ConnectorConfig) -> Result<HubspotConnector, ConnectorError> {
+        let name = config.name.as_str();
+        let spec = &config.spec;
+        let secret = |text: &str| {
+            crate::playbook::secret::Secret(text.to_string())
+                .resolve(&config.base_dir)
+                .map_err(|e| ConnectorError::new(name, e.to_string()).bad_input())
+        };
+        let sandbox = match &spec.sandbox {
+            Some(s) => Some(crate::sandbox::launch::for_connector(config, s).await?),
+            None => None,
+        };
+        let (base, token) = match &sandbox {
+            Some(s) => (s.base_url.clone(), s.token.clone()),
+            None => {
+                let token = spec.token.as_deref().ok_or_else(|| {
+                    bad(name, "has no `token`".into(), "add `token: ${env:HUBSPOT_TOKEN}` (a private app's access token)")
+                })?;
+                let base = spec.base_url.as_deref().map(secret).transpose()?;
+                (base.unwrap_or_else(|| DEFAULT_BASE_URL.into()), secret(token)?)
+            }
+        };
+        match reqwest::Url::parse(&base) {
+            Ok(url) if ["http", "https"].contains(&url.scheme()) => {}
+            _ => {
+                return Err(bad(
+                    name,
+                    "`base_url` is not an http(s) URL".into(),
+                    "leave it out for HubSpot itself, or write e.g. `http://127.0.0.1:8089` for a sandbox",
+                ));
+            }
+        }
+        if token.trim().is_empty() {
+            return Err(bad(name, "`token` is empty".into(), "set it to a private app's access token"));
+        }
+        let batch = spec.batch_size.unwrap_or(BATCH_MAX);
+        if !(1..=BATCH_MAX).contains(&batch) {
+            return Err(bad(
+                name,
+                format!("`batch_size` {batch} is out of range"),
+                "HubSpot takes 1 to 100 inputs per batch call (default 100)",
+            ));
+        }
+        let concurrency = spec.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        if concurrency == 0 {
+            return Err(bad(name, "`concurrency` must be at least 1".into(), "the default is 4 requests in flight"));
+        }
+        let mut objects = Vec::new();
+        for (object, mapping) in &config.objects {
+            let unused = [
+                ("schema", mapping.schema.is_some()),
+                ("file", mapping.file.is_some()),
+                ("id", mapping.id.is_some()),
+                ("soft_delete", mapping.soft_delete.is_some()),
+            ];
+            if let Some((key, _)) = unused.iter().find(|(_, set)| *set) {
+                return Err(ConnectorError::new(name, format!("key `{key}` does not apply to a HubSpot object"))
+                    .object(object)
+                    .hint("a HubSpot object takes `table` (its object type, e.g. `contacts` or `2-1234567`) and `modified` (its modified-date property); ids are HubSpot's record ids")
+                    .bad_input());
+            }
+            let object_type = mapping.table.clone().unwrap_or_else(|| object.clone());
+            let modified = mapping.modified.clone().unwrap_or_else(|| {
+                if matches!(object_type.as_str(), "contacts" | "contact" | "0-1") {
+                    "lastmodifieddate".into()
+                } else {
+                    "hs_lastmodifieddate".into()
+                }
+            });
+            objects.push(ObjectMap {
+                name: object.as_str().into(),
+                object_type,
+                modified,
+            });
+        }
+        if let Some(f) = &spec.freeze {
+            freeze::check_spec(name, f)?;
+        }
+        Ok(HubspotConnector {
+            shared: Arc::new(Shared {
+                name: name.into(),
+                api: Api::new(name, &base, token, concurrency)?,
+                objects,
+                batch,
+                concurrency,
+                properties: tokio::sync::Mutex::new(HashMap::new()),
+            }),
+            freeze: spec.freeze.clone(),
+            _sandbox: sandbox,
+        })
+    }
+}
+
+/// At most ten of `ids`, in backticks.
+fn some_ids(ids: &[String]) -> String {
+    crate::store::verify::preview(ids)
+}
+
+impl Shared {
+    fn map(&self, object: &str) -> Result<&ObjectMap, ConnectorError> {
+        self.objects.iter().find(|o| &*o.name == object).ok_or_else(|| {
+            ConnectorError::new(&self.name, format!("has no object `{object}`"))
+                .object(object)
+                .hint("list it under the connector's `objects:`")
+        })
+    }
+
+    fn path(map: &ObjectMap, rest: &str) -> String {
+        format!("/crm/v3/objects/{}{rest}", map.object_type)
+    }
+
+    /// The object's properties, read once per connector.
+    async fn properties(&self, map: &ObjectMap) -> Result<Arc<Properties>, ConnectorError> {
+        let mut cache = self.properties.lock().await;
+        if let Some(p) = cache.get(&map.object_type) {
+            return Ok(p.clone());
+        }
+        let body = self
+            .api
+            .get(&format!("/crm/v3/properties/{}", map.object_type), &[], Some(&map.name))
+            .await?;
+        let props = Properties::from_api(&body);
+        if props.all.is_empty() {
+            return Err(ConnectorError::new(&self.name, format!("HubSpot lists no properties for object type `{}`", map.object_type))
+                .object(&map.name)
+                .hint("check the object type (`table:`) and the private app's `crm.schemas` scopes"));
+        }
+        let props = Arc::new(props);
+        cache.insert(map.object_type.clone(), props.clone());
+        Ok(props)
+    }
+
+    /// A HubSpot object (`SimplePublicObject`) as a record.
+    fn record(&self, map: &ObjectMap, props: &Properties, object: &Value) -> Result<Record, ConnectorError> {
+        let id = match &object["id"] {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => {
+                return Err(ConnectorError::new(&self.name, "HubSpot sent a record without an `id`")
+                    .object(&map.name)
+                    .retryable(true));
+            }
+        };
+        let values = &object["properties"];
+        let mut fields = Fields::new();
+        for name in &props.kept {
+            match &values[name] {
+                Value::String(s) if !s.is_empty() => {
+                    fields.insert(name.clone(), Value::String(s.clone()));
+                }
+                Value::Number(n) => {
+                    fields.insert(name.clone(), Value::String(n.to_string()));
+                }
+                Value::Bool(b) => {
+                    fields.insert(name.clone(), Value::String(b.to_string()));
+                }
+                _ => {}
+            }
+        }
+        let deleted = object["archived"] == true;
+        let time = |v: &Value| v.as_str().and_then(crate::record::parse_time);
+        let modified_at = if deleted {
+            time(&object["archivedAt"]).or_else(|| time(&object["updatedAt"]))
+        } else {
+            time(&values[&map.modified]).or_else(|| time(&object["updatedAt"]))
+        };
+        Ok(Record {
+            object: map.name.clone(),
+            id,
+            fields,
+            modified_at,
+            deleted,
+        })
+    }
+
+    fn records(&self, map: &ObjectMap, props: &Properties, results: &Value) -> Result<Vec<Record>, ConnectorError> {
+        results
+            .as_array()
+            .ok_or_else(|| {
+                ConnectorError::new(&self.name, "HubSpot's answer has no `results`")
+                    .object(&map.name)
+                    .retryable(true)
+            })?
+            .iter()
+            .map(|o| self.record(map, props, o))
+            .collect()
+    }
+
+    /// Every live record (`archived` false), or every archived one modified at or after `since`
+    /// (`archived` true), in list pages sent to `tx`.
+    async fn list(
+        &self,
+        map: &ObjectMap,
+        archived: bool,
+        since: Option<DateTime<Utc>>,
+        tx: &tokio::sync::mpsc::Sender<Result<Vec<Record>, ConnectorError>>,
+    ) -> Result<(), ConnectorError> {
+        let props = self.properties(map).await?;
+        let requested = props.requested(map).join(",");
+        let by_batch_read = requested.len() > URL_PROPERTIES_MAX;
+        let asked = if by_batch_read { map.modified.as_str() } else { requested.as_str() };
+        let path = Self::path(map, "");
+        let archived_text = if archived { "true" } else { "false" };
+        let mut after: Option<String> = None;
+        loop {
+            let mut query = vec![("limit", LIST_PAGE), ("archived", archived_text), ("properties", asked)];
+            if let Some(a) = &after {
+                query.push(("after", a.as_str()));
+            }
+            let body = self.api.get(&path, &query, Some(&map.name)).await?;
+            let mut records = if by_batch_read {
+                let ids: Vec<String> = body["results"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|o| o["id"].as_str().map(str::to_string))
+                    .collect();
+                self.batch_read(map, &props, &ids, archived).await?
+            } else {
+                self.records(map, &props, &body["results"])?
+            };
+            if let Some(since) = since {
+                records.retain(|r| r.modified_at.is_some_and(|t| t >= since));
+            }
+            if !records.is_empty() && tx.send(Ok(records)).await.is_err() {
+                return Ok(());
+            }
+            match body["paging"]["next"]["after"].as_str() {
+                Some(next) => after = Some(next.to_string()),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// The records with `ids` (all properties, in a POST body).
+    async fn batch_read(&self, map: &ObjectMap, props: &Properties, ids: &[String], archived: bool) -> Result<Vec<Record>, ConnectorError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for part in ids.chunks(BATCH_MAX) {
+            let inputs: Vec<Value> = part.iter().map(|id| json!({"id": id})).collect();
+            let body = json!({"inputs": inputs, "properties": props.requested(map)});
+            let query = [("archived", if archived { "true" } else { "false" })];
+            let answer = self
+                .api
+                .post_query(&Self::path(map, "/batch/read"), &query, &body, Some(&map.name))
+                .await?;
+            out.extend(self.records(map, props, &answer.body["results"])?);
+        }
+        Ok(out)
+    }
+
+    /// One search request.
+    async fn search(&self, map: &ObjectMap, body: &Value) -> Result<Value, ConnectorError> {
+        Ok(self.api.post(&Self::path(map, "/search"), body, Some(&map.name)).await?.body)
+    }
+
+    /// The live records modified at or after `since`, by search: sorted by the modified date and
+    /// paged, with the lower bound moved to the last time seen before HubSpot's 10,000-result cap
+    /// (records at that very time that were already sent are skipped).
+    async fn search_since(
+        &self,
+        map: &ObjectMap,
+        since: DateTime<Utc>,
+        tx: &tokio::sync::mpsc::Sender<Result<Vec<Record>, ConnectorError>>,
+    ) -> Result<(), ConnectorError> {
+        let props = self.properties(map).await?;
+        let requested = props.requested(map);
+        let mut bound = since.timestamp_millis();
+        // The ids already sent whose modified time is `bound`.
+        let mut sent_at_bound: HashSet<String> = HashSet::new();
+        loop {
+            let (mut offset, mut fresh) = (0, 0);
+            let (mut last, mut at_last) = (bound, sent_at_bound.clone());
+            loop {
+                let body = json!({
+                    "filterGroups": [{"filters": [{"propertyName": map.modified, "operator": "GTE", "value": bound.to_string()}]}],
+                    "sorts": [{"propertyName": map.modified, "direction": "ASCENDING"}],
+                    "properties": requested,
+                    "limit": SEARCH_PAGE,
+                    "after": offset.to_string(),
+                });
+                let answer = self.search(map, &body).await?;
+                let millis = |r: &Record| r.modified_at.map_or(bound, |t| t.timestamp_millis());
+                let mut records = self.records(map, &props, &answer["results"])?;
+                records.retain(|r| !(millis(r) == bound && sent_at_bound.contains(&r.id)));
+                for r in &records {
+                    let ms = millis(r);
+                    if ms > last {
+                        (last, at_last) = (ms, HashSet::new());
+                    }
+                    if ms == last {
+                        at_last.insert(r.id.clone());
+                    }
+                }
+                fresh += records.len();
+                if !records.is_empty() && tx.send(Ok(records)).await.is_err() {
+                    return Ok(());
+                }
+                let Some(next) = answer["paging"]["next"]["after"].as_str() else {
+                    return Ok(());
+                };
+                offset = next.parse::<usize>().map_err(|_| {
+                    ConnectorError::new(&self.name, format!("HubSpot's search paging cursor `{next}` is not an offset")).object(&map.name)
+                })?;
+                if offset + SEARCH_PAGE > SEARCH_CAP {
+                    break;
+                }
+            }
+            if fresh == 0 {
+                return Err(ConnectorError::new(
+                    &self.name,
+                    format!("more than {SEARCH_CAP} records share one modified time, beyond what HubSpot's search pages through"),
+                )
+                .object(&map.name)
+                .hint("export without `since` (a delta after a full backup scans every record instead)"));
+            }
+            (bound, sent_at_bound) = (last, at_last);
+        }
+    }
+
+    /// Sets every writable property of each live record in `batch` to the record's value (clearing
+    /// the others), by id; archives the records flagged deleted.
+    async fn apply(&self, object: &str, batch: &[Record]) -> Result<ApplyOutcome, ConnectorError> {
+        let map = self.map(object)?;
+        let props = self.properties(map).await?;
+        let (live, gone): (Vec<&Record>, Vec<&Record>) = batch.iter().partition(|r| !r.deleted);
+        let mut inputs = Vec::with_capacity(live.len());
+        for record in &live {
+            let unknown: Vec<&String> = record.fields.keys().filter(|k| !props.all.contains(*k)).collect();
+            if let Some(first) = unknown.first() {
+                return Err(ConnectorError::new(
+                    &self.name,
+                    format!(
+                        "HubSpot's `{}` has no property `{first}`{}",
+                        map.object_type,
+                        if unknown.len() > 1 {
+                            format!(" (nor {} others)", unknown.len() - 1)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                )
+                .object(object)
+                .record(&record.id)
+                .hint("create the property in HubSpot (Settings → Properties) before restoring, or restore a snapshot taken from this account"));
+            }
+            let properties: Map<String, Value> = props
+                .writable
+                .iter()
+                .map(|p| {
+                    let value = match record.fields.get(p) {
+                        None | Some(Value::Null) => String::new(),
+                        Some(Value::String(s)) => s.clone(),
+                        Some(other) => other.to_string(),
+                    };
+                    (p.clone(), Value::String(value))
+                })
+                .collect();
+            inputs.push(json!({"id": record.id, "properties": properties}));
+        }
+        let path = Self::path(map, "/batch/update");
+        let bodies: Vec<Value> = inputs.chunks(self.batch).map(|part| json!({"inputs": part})).collect();
+        let calls = bodies.into_iter().map(|body| {
+            let path = &path;
+            async move {
+                let answer = self.api.post(path, &body, Some(object)).await?;
+                self.batch_outcome(object, answer)
+            }
+        });
+        let mut written = 0;
+        let mut missing = Vec::new();
+        let mut results = futures::stream::iter(calls).buffer_unordered(self.concurrency);
+        while let Some(outcome) = results.next().await {
+            let (n, absent) = outcome?;
+            written += n;
+            missing.extend(absent);
+        }
+        if !gone.is_empty() {
+            let ids: Vec<String> = gone.iter().map(|r| r.id.clone()).collect();
+            written += self.archive(map, &ids).await?;
+        }
+        if !missing.is_empty() {
+            missing.sort();
+            return Err(self.not_live(map, missing).await);
+        }
+        Ok(ApplyOutcome {
+            written,
+            id_map: Vec::new(),
+        })
+    }
+
+    /// Records written by one batch update, and the ids HubSpot did not find.
+    fn batch_outcome(&self, object: &str, answer: http::Answer) -> Result<(u64, Vec<String>), ConnectorError> {
+        let written = answer.body["results"].as_array().map_or(0, Vec::len) as u64;
+        let mut missing = Vec::new();
+        let mut other = Vec::new();
+        for e in answer.body["errors"].as_array().into_iter().flatten() {
+            let ids = e["context"]["ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i.as_str().map(str::to_string));
+            if e["category"] == "OBJECT_NOT_FOUND" {
+                missing.extend(ids);
+            } else {
+                other.push(format!(
+                    "{} {}{}",
+                    e["category"].as_str().unwrap_or("error"),
+                    e["message"].as_str().unwrap_or(""),
+                    e["context"]["ids"]
+                        .as_array()
+                        .map(|ids| format!(" (ids {})", some_ids(&ids.iter().filter_map(|i| i.as_str().map(str::to_string)).collect::<Vec<_>>())))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        if !other.is_empty() {
+            return Err(ConnectorError::new(&self.name, format!("HubSpot refused part of a batch update: {}", other.join("; ")))
+                .object(object)
+                .hint("fix the values HubSpot names, then run the phase again (`--resume` continues where it stopped)"));
+        }
+        Ok((written, missing))
+    }
+
+    /// Why records HubSpot does not hold live cannot be written, telling archived (in the recycle
+    /// bin, restorable under their ids) from absent ones.
+    async fn not_live(&self, map: &ObjectMap, ids: Vec<String>) -> ConnectorError {
+        let mut archived = Vec::new();
+        let query = [("archived", "true")];
+        for part in ids.chunks(BATCH_MAX) {
+            let inputs: Vec<Value> = part.iter().map(|id| json!({"id": id})).collect();
+            let body = json!({"inputs": inputs, "properties": ["hs_object_id"]});
+            if let Ok(answer) = self
+                .api
+                .post_query(&Self::path(map, "/batch/read"), &query, &body, Some(&map.name))
+                .await
+            {
+                archived.extend(
+                    answer.body["results"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|o| o["id"].as_str().map(str::to_string)),
+                );
+            }
+        }
+        let absent: Vec<String> = ids.iter().filter(|id| !archived.contains(id)).cloned().collect();
+        let mut parts = Vec::new();
+        if !archived.is_empty() {
+            parts.push(format!("{} in HubSpot's recycle bin (archived): {}", archived.len(), some_ids(&archived)));
+        }
+        if !absent.is_empty() {
+            parts.push(format!("{} not in HubSpot at all: {}", absent.len(), some_ids(&absent)));
+        }
+        ConnectorError::new(
+            &self.name,
+            format!(
+                "{} records are not live in HubSpot, which gives every new record a new id, so they cannot be written back under their ids ({}); nothing was created for them",
+                ids.len(),
+                parts.join("; ")
+            ),
+        )
+        .object(&map.name)
+        .hint(if absent.is_empty() {
+            "restore them in HubSpot (the object's list → Restore records; they keep their ids, for 90 days), then run the phase again with `--resume`"
+        } else {
+            "restore the archived ones in HubSpot (the object's list → Restore records; they keep their ids), then run the phase again with `--resume`; records HubSpot no longer holds can only come back as new records with new ids, by an import from `rollback snapshots show`"
+        })
+    }
+
+    /// Archives `ids` (HubSpot's delete) in batch calls; archiving an archived or unknown id is
+    /// not an error there.
+    async fn archive(&self, map: &ObjectMap, ids: &[String]) -> Result<u64, ConnectorError> {
+        let path = Self::path(map, "/batch/archive");
+        let bodies: Vec<(Value, u64)> = ids
+            .chunks(self.batch)
+            .map(|part| {
+                let inputs: Vec<Value> = part.iter().map(|id| json!({"id": id})).collect();
+                (json!({"inputs": inputs}), part.len() as u64)
+            })
+            .collect();
+        let calls = bodies.into_iter().map(|(body, n)| {
+            let path = &path;
+            async move { self.api.post(path, &body, Some(&map.name)).await.map(|_| n) }
+        });
+        let mut done = 0;
+        let mut results = futures::stream::iter(calls).buffer_unordered(self.concurrency);
+        while let Some(n) = results.next().await {
+            done += n?;
+        }
+        Ok(done)
+    }
+}
+
+#[async_trait]
+impl Connector for HubspotConnector {
+    fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    fn kind(&self) -> ConnectorKind {
+        ConnectorKind::Hubspot
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            read: true,
+            write: true,
+            freeze: true,
+        }
+    }
+
+    fn objects(&self) -> Vec<String> {
+        self.shared.objects.iter().map(|o| o.name.to_string()).collect()
+    }
+
+    async fn health(&self) -> Result<(), ConnectorError> {
+        let s = &self.shared;
+        let Some(map) = s.objects.first() else { return Ok(()) };
+        s.api.get(&Shared::path(map, ""), &[("limit", "1")], Some(&map.name)).await.map(|_| ())
+    }
+
+    async fn describe(&self) -> Result<Value, ConnectorError> {
+        let s = &self.shared;
+        let mut objects = Map::new();
+        for map in &s.objects {
+            let props = s.properties(map).await?;
+            objects.insert(
+                map.name.to_string(),
+                json!({"object_type": map.object_type, "modified": map.modified, "fields": props.kept, "properties": props.described}),
+            );
+        }
+        Ok(json!({"type": "hubspot", "objects": objects}))
+    }
+
+    async fn count(&self, object: &str) -> Result<u64, ConnectorError> {
+        let s = &self.shared;
+        let map = s.map(object)?;
+        let answer = s.search(map, &json!({"limit": 1, "properties": ["hs_object_id"]})).await?;
+        answer["total"].as_u64().ok_or_else(|| {
+            ConnectorError::new(&s.name, "HubSpot's search answer has no `total`")
+                .object(object)
+                .retryable(true)
+        })
+    }
+
+    async fn newest_modified(&self, object: &str) -> Option<DateTime<Utc>> {
+        let s = &self.shared;
+        let map = s.map(object).ok()?;
+        let body = json!({"sorts": [{"propertyName": map.modified, "direction": "DESCENDING"}],
+                          "properties": [map.modified], "limit": 1});
+        let answer = s.search(map, &body).await.ok()?;
+        answer["results"][0]["properties"][&map.modified]
+            .as_str()
+            .and_then(crate::record::parse_time)
+    }
+
+    fn export(&self, object: &str, since: Option<DateTime<Utc>>) -> RecordPages {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let shared = self.shared.clone();
+        let object = object.to_string();
+        tokio::spawn(async move {
+            let result = async {
+                let map = shared.map(&object)?;
+                match since {
+                    None => shared.list(map, false, None, &tx).await,
+                    Some(since) => {
+                        shared.search_since(map, since, &tx).await?;
+                        shared.list(map, true, Some(since), &tx).await
+                    }
+                }
+            }
+            .await;
+            if let Err(e) = result {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        super::pages_from_channel(rx)
+    }
+
+    async fn apply(&self, object: &str, batch: &[Record], _mode: ApplyMode) -> Result<ApplyOutcome, ConnectorError> {
+        self.shared.apply(object, batch).await
+    }
+
+    async fn delete(&self, object: &str, ids: &[String]) -> Result<u64, ConnectorError> {
+        let s = &self.shared;
+        s.archive(s.map(object)?, ids).await
+    }
+
+    async fn freeze(&self, run_id: &str, _message: &str) -> Result<Value, ConnectorError> {
+        freeze::freeze(&self.shared, self.freeze.as_ref(), run_id).await
+    }
+
+    async fn unfreeze(&self, receipt: &Value) -> Result<(), ConnectorError> {
+        freeze::unfreeze(&self.shared, receipt).await
+    }
+
+    async fn write_probe(&self) -> Result<bool, ConnectorError> {
+        freeze::write_probe(&self.shared, self.freeze.as_ref()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn props() -> Properties {
+        Properties::from_api(&json!({"results": [
+            {"name": "email", "type": "string", "modificationMetadata": {"readOnlyValue": false}},
+            {"name": "lastmodifieddate", "type": "datetime", "modificationMetadata": {"readOnlyValue": true}},
+            {"name": "createdate", "type": "datetime", "modificationMetadata": {"readOnlyValue": true}},
+            {"name": "hs_object_id", "type": "number", "modificationMetadata": {"readOnlyValue": true}},
+            {"name": "score", "type": "number", "calculated": true},
+            {"name": "firstname", "type": "string", "options": [], "modificationMetadata": {"readOnlyValue": false}},
+        ]}))
+    }
+
+    /// Records keep the writable properties and `createdate`; writes set only writable ones.
+    #[test]
+    fn kept_and_writable_properties() {
+        let p = props();
+        assert_eq!(p.kept, ["createdate", "email", "firstname"]);
+        assert_eq!(p.writable.iter().collect::<Vec<_>>(), ["email", "firstname"]);
+        assert_eq!(p.all.len(), 6);
+        let map = ObjectMap {
+            name: "contacts".into(),
+            object_type: "contacts".into(),
+            modified: "lastmodifieddate".into(),
+        };
+        assert_eq!(p.requested(&map), ["createdate", "email", "firstname", "lastmodifieddate"]);
+    }
+
+    /// A HubSpot object becomes a record: empty values left out, the modified date as
+    /// `modified_at` (not a field), archived objects flagged deleted at their archive time.
+    #[tokio::test]
+    async fn objects_become_records() {
+        let config = ConnectorConfig {
+            name: "crm".into(),
+            kind: ConnectorKind::Hubspot,
+            objects: vec![("contacts".into(), Default::default())],
+            spec: crate::playbook::model::ConnectorSpec {
+                token: Some("t".into()),
+                base_url: Some("http://127.0.0.1:9".into()),
+                ..Default::default()
+            },
+            base_dir: ".".into(),
+            store_dir: ".rollback".into(),
+            read_only: false,
+        };
+        let c = HubspotConnector::open(&config).await.unwrap();
+        let s = &c.shared;
+        let map = s.map("contacts").unwrap();
+        let live = json!({"id": "7", "properties": {"email": "a@b.c", "firstname": "", "createdate": "2025-01-01T00:00:00.000Z",
+                          "lastmodifieddate": "2025-02-01T00:00:00.000Z", "hs_object_id": "7"},
+                          "updatedAt": "2025-02-01T00:00:00.000Z", "archived": false});
+        let r = s.record(map, &props(), &live).unwrap();
+        assert_eq!(r.id, "7");
+        let fields: BTreeMap<&str, &str> = r.fields.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap())).collect();
+        assert_eq!(fields, BTreeMap::from([("createdate", "2025-01-01T00:00:00.000Z"), ("email", "a@b.c")]));
+        assert_eq!(r.modified_at, crate::record::parse_time("2025-02-01T00:00:00Z"));
+        assert!(!r.deleted);
+        let gone = json!({"id": "8", "properties": {"email": "x@y.z"}, "updatedAt": "2025-03-01T00:00:00.000Z",
+                          "archived": true, "archivedAt": "2025-03-02T00:00:00.000Z"});
+        let r = s.record(map, &props(), &gone).unwrap();
+        assert!(r.deleted);
+        assert_eq!(r.modified_at, crate::record::parse_time("2025-03-02T00:00:00Z"));
+        assert!(s.record(map, &props(), &json!({"properties": {}})).is_err());
+    }
+
+    /// Mapping keys of table connectors, a batch over 100 and no concurrency are refused.
+    #[tokio::test]
+    async fn bad_settings_are_refused() {
+        let mut config = ConnectorConfig {
+            name: "crm".into(),
+            kind: ConnectorKind::Hubspot,
+            objects: vec![(
+                "people".into(),
+                crate::playbook::model::ObjectMapping {
+                    table: Some("contacts".into()),
+                    id: Some("email".into()),
+                    ..Default::default()
+                },
+            )],
+            spec: crate::playbook::model::ConnectorSpec {
+                token: Some("t".into()),
+                ..Default::default()
+            },
+            base_dir: ".".into(),
+            store_dir: ".rollback".into(),
+            read_only: false,
+        };
+        let e = HubspotConnector::open(&config).await.err().unwrap();
+        assert!(e.to_string().contains("key `id` does not apply") && e.object.as_deref() == Some("people"), "{e}");
+        config.objects[0].1.id = None;
+        config.spec.batch_size = Some(200);
+        assert!(HubspotConnector::open(&config).await.err().unwrap().to_string().contains("1 to 100"));
+        config.spec.batch_size = None;
+        config.spec.concurrency = Some(0);
+        assert!(HubspotConnector::open(&config).await.is_err());
+        config.spec.concurrency = None;
+        config.spec.base_url = Some("ftp://x".into());
+        assert!(HubspotConnector::open(&config).await.err().unwrap().bad_input);
+        config.spec.base_url = None;
+        let c = HubspotConnector::open(&config).await.unwrap();
+        assert_eq!(c.shared.objects[0].modified, "lastmodifieddate");
+        assert_eq!(c.shared.api.base(), DEFAULT_BASE_URL);
+    }
+}
