@@ -91,7 +91,12 @@ fn store_text(s: &Sandbox) -> String {
 #[tokio::test]
 async fn backup_counts_equal_the_sandbox() {
     let server = Served::start(&["--seed", "300", "--rate-limit", "0"]);
-    post(&server, "/crm/v3/objects/contacts/batch/archive", json!({"inputs": [{"id": "1"}, {"id": "2"}]})).await;
+    post(
+        &server,
+        "/crm/v3/objects/contacts/batch/archive",
+        json!({"inputs": [{"id": "1"}, {"id": "2"}]}),
+    )
+    .await;
     let s = folder(&server, "{ method: manual }");
     s.run(&["-v", "execute", "--phase", "backup"])
         .ok()
@@ -158,7 +163,11 @@ async fn search_pages_past_the_ten_thousand_cap() {
     );
     s.write("rollback.yaml", &text);
     s.run(&["execute", "--phase", "delta"]).ok().says("contacts +0 ~10500 -0");
-    assert_eq!(latest(&s)["objects"]["contacts"]["count"], 10500, "no record twice (a repeated id fails the step)");
+    assert_eq!(
+        latest(&s)["objects"]["contacts"]["count"],
+        10500,
+        "no record twice (a repeated id fails the step)"
+    );
 }
 
 /// After damage (changed and cleared properties, records created since the backup) a restore
@@ -178,7 +187,12 @@ async fn restore_after_damage_proves_itself() {
         json!({"inputs": [{"id": "5", "properties": {"firstname": "Damaged", "phone": ""}}]}),
     )
     .await;
-    post(&server, "/crm/v3/objects/companies/batch/update", json!({"inputs": [{"id": "3", "properties": {"name": "Renamed"}}]})).await;
+    post(
+        &server,
+        "/crm/v3/objects/companies/batch/update",
+        json!({"inputs": [{"id": "3", "properties": {"name": "Renamed"}}]}),
+    )
+    .await;
     let created = post(
         &server,
         "/crm/v3/objects/contacts/batch/create",
@@ -198,9 +212,18 @@ async fn restore_after_damage_proves_itself() {
     let (status, _) = server.get(&format!("/crm/v3/objects/contacts/{new_id}")).await;
     assert_eq!(status, 404, "the record created after the backup is archived");
     s.run(&["execute", "--phase", "backup"]).ok();
-    assert_eq!(latest(&s)["root_digest"], first, "backup → damage → restore → backup: the same digest");
+    assert_eq!(
+        latest(&s)["root_digest"],
+        first,
+        "backup → damage → restore → backup: the same digest"
+    );
 
-    post(&server, "/crm/v3/objects/contacts/batch/archive", json!({"inputs": [{"id": "7"}, {"id": "8"}]})).await;
+    post(
+        &server,
+        "/crm/v3/objects/contacts/batch/archive",
+        json!({"inputs": [{"id": "7"}, {"id": "8"}]}),
+    )
+    .await;
     s.run(&["execute", "--phase", "restore"])
         .exits(1)
         .says("2 in HubSpot's recycle bin (archived): `7`, `8`")
@@ -238,16 +261,35 @@ async fn user_role_freeze_and_unfreeze() {
     let plain: Vec<&String> = users.iter().filter(|u| !u.3).map(|u| &u.0).collect();
     assert!(plain.len() >= 4);
     // Prior roles to give back: a super admin role, read only already, and none at all.
-    server.call("PUT", &format!("/settings/v3/users/{}", plain[0]), Some(json!({"roleId": "100001"}))).await;
-    server.call("PUT", &format!("/settings/v3/users/{}", plain[1]), Some(json!({"roleId": "100003"}))).await;
-    server.call("PUT", &format!("/settings/v3/users/{}", plain[2]), Some(json!({"roleId": null}))).await;
+    server
+        .call(
+            "PUT",
+            &format!("/settings/v3/users/{}", plain[0]),
+            Some(json!({"roleId": "100001"})),
+        )
+        .await;
+    server
+        .call(
+            "PUT",
+            &format!("/settings/v3/users/{}", plain[1]),
+            Some(json!({"roleId": "100003"})),
+        )
+        .await;
+    server
+        .call("PUT", &format!("/settings/v3/users/{}", plain[2]), Some(json!({"roleId": null})))
+        .await;
     let prior = roles(&server).await;
 
     let s = folder(&server, "{ method: user_role, read_only_role: Read only }");
-    s.run(&["execute", "--phase", "freeze"]).exits(1).says(&format!("`{admin}` is a super admin"));
+    s.run(&["execute", "--phase", "freeze"])
+        .exits(1)
+        .says(&format!("`{admin}` is a super admin"));
     assert_eq!(roles(&server).await, prior, "nothing changed");
 
-    s.write("rollback.yaml", &playbook(&server.base, "{ method: user_role, read_only_role: Read onlee }"));
+    s.write(
+        "rollback.yaml",
+        &playbook(&server.base, "{ method: user_role, read_only_role: Read onlee }"),
+    );
     s.run(&["execute", "--phase", "freeze"])
         .exits(1)
         .says("no role `Read onlee`")
@@ -275,7 +317,9 @@ async fn user_role_freeze_and_unfreeze() {
 async fn rate_limited_backup_completes() {
     let server = Served::start(&["--seed", "200", "--rate-limit", "4"]);
     let s = folder(&server, "{ method: manual }");
-    let text = s.read("rollback.yaml").replace("    - verify: { connector: crm, against: latest }\n", "");
+    let text = s
+        .read("rollback.yaml")
+        .replace("    - verify: { connector: crm, against: latest }\n", "");
     s.write("rollback.yaml", &text);
     s.run(&["-v", "execute", "--phase", "backup"])
         .ok()
@@ -301,7 +345,9 @@ async fn injected_faults_are_retried() {
         .says("HubSpot call failed")
         .says("contacts 300");
     server.call("PUT", "/_sandbox/faults", Some(json!({"spec": ""}))).await;
-    let update: Vec<Value> = (10..40).map(|id| json!({"id": id.to_string(), "properties": {"lastname": "Changed"}})).collect();
+    let update: Vec<Value> = (10..40)
+        .map(|id| json!({"id": id.to_string(), "properties": {"lastname": "Changed"}}))
+        .collect();
     post(&server, "/crm/v3/objects/contacts/batch/update", json!({"inputs": update})).await;
     server.call("PUT", "/_sandbox/faults", Some(faults)).await;
     s.run(&["execute", "--phase", "restore"])
@@ -348,7 +394,12 @@ environments:
     let data_arg = data.display().to_string();
     let between = Served::start(&["--rate-limit", "0", "--data", &data_arg]);
     let (_, users) = between.get("/settings/v3/users/").await;
-    let admin = users["results"].as_array().unwrap().iter().find(|u| u["superAdmin"] == true).unwrap();
+    let admin = users["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["superAdmin"] == true)
+        .unwrap();
     assert_eq!(admin["email"], "maria.lopez@example.com", "the playbook excludes the super admin");
     post(
         &between,
@@ -366,8 +417,17 @@ environments:
         .says("a user write is refused");
     let frozen = Served::start(&["--rate-limit", "0", "--data", &data_arg]);
     let (_, users) = frozen.get("/settings/v3/users/").await;
-    let read_only = users["results"].as_array().unwrap().iter().filter(|u| u["roleId"] == "100003").count();
-    assert_eq!(read_only, users["results"].as_array().unwrap().len() - 1, "the freeze is kept in the file");
+    let read_only = users["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["roleId"] == "100003")
+        .count();
+    assert_eq!(
+        read_only,
+        users["results"].as_array().unwrap().len() - 1,
+        "the freeze is kept in the file"
+    );
     assert!(frozen.stop().success());
     s.run(&["execute", "--env", "sandbox", "--phase", "unfreeze"])
         .ok()
@@ -394,9 +454,7 @@ environments:
 #[test]
 fn sandbox_and_token_are_validated() {
     let s = Sandbox::empty();
-    let with = |crm: &str| {
-        format!("version: 1\nname: v\nconnectors:\n  crm:\n{crm}\nphases:\n  backup:\n    - backup: {{ from: crm }}\n")
-    };
+    let with = |crm: &str| format!("version: 1\nname: v\nconnectors:\n  crm:\n{crm}\nphases:\n  backup:\n    - backup: {{ from: crm }}\n");
     s.write("rollback.yaml", &with("    type: hubspot\n    objects: [contacts]"));
     s.run(&["validate"]).exits(2).says("needs `token`");
     s.write(

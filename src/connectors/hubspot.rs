@@ -159,7 +159,11 @@ impl HubspotConnector {
             Some(s) => (s.base_url.clone(), s.token.clone()),
             None => {
                 let token = spec.token.as_deref().ok_or_else(|| {
-                    bad(name, "has no `token`".into(), "add `token: ${env:HUBSPOT_TOKEN}` (a private app's access token)")
+                    bad(
+                        name,
+                        "has no `token`".into(),
+                        "add `token: ${env:HUBSPOT_TOKEN}` (a private app's access token)",
+                    )
                 })?;
                 let base = spec.base_url.as_deref().map(secret).transpose()?;
                 (base.unwrap_or_else(|| DEFAULT_BASE_URL.into()), secret(token)?)
@@ -188,7 +192,11 @@ impl HubspotConnector {
         }
         let concurrency = spec.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
         if concurrency == 0 {
-            return Err(bad(name, "`concurrency` must be at least 1".into(), "the default is 4 requests in flight"));
+            return Err(bad(
+                name,
+                "`concurrency` must be at least 1".into(),
+                "the default is 4 requests in flight",
+            ));
         }
         let mut objects = Vec::new();
         for (object, mapping) in &config.objects {
@@ -266,9 +274,12 @@ impl Shared {
             .await?;
         let props = Properties::from_api(&body);
         if props.all.is_empty() {
-            return Err(ConnectorError::new(&self.name, format!("HubSpot lists no properties for object type `{}`", map.object_type))
-                .object(&map.name)
-                .hint("check the object type (`table:`) and the private app's `crm.schemas` scopes"));
+            return Err(ConnectorError::new(
+                &self.name,
+                format!("HubSpot lists no properties for object type `{}`", map.object_type),
+            )
+            .object(&map.name)
+            .hint("check the object type (`table:`) and the private app's `crm.schemas` scopes"));
         }
         let props = Arc::new(props);
         cache.insert(map.object_type.clone(), props.clone());
@@ -553,15 +564,20 @@ impl Shared {
                     e["message"].as_str().unwrap_or(""),
                     e["context"]["ids"]
                         .as_array()
-                        .map(|ids| format!(" (ids {})", some_ids(&ids.iter().filter_map(|i| i.as_str().map(str::to_string)).collect::<Vec<_>>())))
+                        .map(|ids| format!(
+                            " (ids {})",
+                            some_ids(&ids.iter().filter_map(|i| i.as_str().map(str::to_string)).collect::<Vec<_>>())
+                        ))
                         .unwrap_or_default()
                 ));
             }
         }
         if !other.is_empty() {
-            return Err(ConnectorError::new(&self.name, format!("HubSpot refused part of a batch update: {}", other.join("; ")))
-                .object(object)
-                .hint("fix the values HubSpot names, then run the phase again (`--resume` continues where it stopped)"));
+            return Err(
+                ConnectorError::new(&self.name, format!("HubSpot refused part of a batch update: {}", other.join("; ")))
+                    .object(object)
+                    .hint("fix the values HubSpot names, then run the phase again (`--resume` continues where it stopped)"),
+            );
         }
         Ok((written, missing))
     }
@@ -591,7 +607,11 @@ impl Shared {
         let absent: Vec<String> = ids.iter().filter(|id| !archived.contains(id)).cloned().collect();
         let mut parts = Vec::new();
         if !archived.is_empty() {
-            parts.push(format!("{} in HubSpot's recycle bin (archived): {}", archived.len(), some_ids(&archived)));
+            parts.push(format!(
+                "{} in HubSpot's recycle bin (archived): {}",
+                archived.len(),
+                some_ids(&archived)
+            ));
         }
         if !absent.is_empty() {
             parts.push(format!("{} not in HubSpot at all: {}", absent.len(), some_ids(&absent)));
@@ -661,7 +681,10 @@ impl Connector for HubspotConnector {
     async fn health(&self) -> Result<(), ConnectorError> {
         let s = &self.shared;
         let Some(map) = s.objects.first() else { return Ok(()) };
-        s.api.get(&Shared::path(map, ""), &[("limit", "1")], Some(&map.name)).await.map(|_| ())
+        s.api
+            .get(&Shared::path(map, ""), &[("limit", "1")], Some(&map.name))
+            .await
+            .map(|_| ())
     }
 
     async fn describe(&self) -> Result<Value, ConnectorError> {
@@ -802,7 +825,10 @@ mod tests {
         let r = s.record(map, &props(), &live).unwrap();
         assert_eq!(r.id, "7");
         let fields: BTreeMap<&str, &str> = r.fields.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap())).collect();
-        assert_eq!(fields, BTreeMap::from([("createdate", "2025-01-01T00:00:00.000Z"), ("email", "a@b.c")]));
+        assert_eq!(
+            fields,
+            BTreeMap::from([("createdate", "2025-01-01T00:00:00.000Z"), ("email", "a@b.c")])
+        );
         assert_eq!(r.modified_at, crate::record::parse_time("2025-02-01T00:00:00Z"));
         assert!(!r.deleted);
         let gone = json!({"id": "8", "properties": {"email": "x@y.z"}, "updatedAt": "2025-03-01T00:00:00.000Z",
@@ -836,10 +862,20 @@ mod tests {
             read_only: false,
         };
         let e = HubspotConnector::open(&config).await.err().unwrap();
-        assert!(e.to_string().contains("key `id` does not apply") && e.object.as_deref() == Some("people"), "{e}");
+        assert!(
+            e.to_string().contains("key `id` does not apply") && e.object.as_deref() == Some("people"),
+            "{e}"
+        );
         config.objects[0].1.id = None;
         config.spec.batch_size = Some(200);
-        assert!(HubspotConnector::open(&config).await.err().unwrap().to_string().contains("1 to 100"));
+        assert!(
+            HubspotConnector::open(&config)
+                .await
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("1 to 100")
+        );
         config.spec.batch_size = None;
         config.spec.concurrency = Some(0);
         assert!(HubspotConnector::open(&config).await.is_err());

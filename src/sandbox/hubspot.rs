@@ -31,7 +31,7 @@ pub const SEARCH_TOTAL_MAX: usize = 10_000;
 pub struct State {
     pub records: Records,
     assoc: RwLock<Associations>,
-    /// Account users for role swaps (`/settings/v3/users`).
+    /// Account users for role swaps (`/settings/v3/users`), kept in the `--data` file too.
     users: RwLock<BTreeMap<u64, User>>,
 }
 
@@ -76,7 +76,7 @@ impl State {
             }
             seeded
         } else {
-            saved.into_iter().map(|(id, email, role, admin)| (id, (email, role, admin))).collect()
+            saved.into_iter().collect()
         };
         Ok(State {
             records,
@@ -1088,7 +1088,7 @@ async fn associate_default(app: Shared<App>, Path((from, to)): Path<(String, Str
 pub const ROLES: [(&str, &str); 3] = [("100001", "Super admin"), ("100002", "Sales rep"), ("100003", "Read only")];
 
 /// An account user: email, role id, super admin.
-type User = (String, Option<String>, bool);
+type User = store::SavedUser;
 
 fn show_user(id: u64, user: &User) -> Value {
     let mut out = json!({"id": id.to_string(), "email": user.0, "superAdmin": user.2, "secondaryTeamIds": []});

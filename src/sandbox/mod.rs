@@ -9,7 +9,8 @@
 //! statuses, connection resets; deterministic for a seed), then the rate limits; each answer in
 //! the flavor's own words ([`Api`]). The admin endpoints under `/_sandbox/` (same token) change
 //! faults at run time, simulate user traffic after a cutover and report per-object counts and
-//! canonical digests (`admin.rs`, shared by the flavors).
+//! canonical digests (`admin.rs`, shared by the flavors). [`start`] serves one inside the calling
+//! process; `launch.rs` does so for a connector's `sandbox:` key.
 
 pub mod admin;
 pub mod associations;

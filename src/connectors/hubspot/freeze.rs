@@ -147,7 +147,11 @@ pub(super) async fn freeze(s: &Shared, spec: Option<&FreezeSpec>, run_id: &str) 
     }
     let mut moved: Vec<Value> = Vec::new();
     for user in users.iter().filter(|u| u.role.as_deref() != Some(role_id.as_str())) {
-        if let Err(e) = s.api.put(&format!("/settings/v3/users/{}", user.id), &json!({"roleId": role_id})).await {
+        if let Err(e) = s
+            .api
+            .put(&format!("/settings/v3/users/{}", user.id), &json!({"roleId": role_id}))
+            .await
+        {
             // Half a freeze helps nobody: put back the roles changed so far.
             let undo = json!({"method": "user_role", "users": moved});
             if let Err(undo_error) = unfreeze(s, &undo).await {
@@ -178,7 +182,10 @@ pub(super) async fn unfreeze(s: &Shared, receipt: &Value) -> Result<(), Connecto
     }
     for user in receipt["users"].as_array().into_iter().flatten() {
         let Some(id) = user["id"].as_str() else {
-            return Err(ConnectorError::new(&s.name, format!("the freeze receipt holds a user without an id: {user}")));
+            return Err(ConnectorError::new(
+                &s.name,
+                format!("the freeze receipt holds a user without an id: {user}"),
+            ));
         };
         let path = format!("/settings/v3/users/{id}");
         match s.api.put_if_found(&path, &json!({"roleId": user["role_id"]})).await {

@@ -81,7 +81,13 @@ impl Api {
         self.send(reqwest::Method::POST, path, &[], Some(body), object).await
     }
 
-    pub async fn post_query(&self, path: &str, query: &[(&str, &str)], body: &Value, object: Option<&str>) -> Result<Answer, ConnectorError> {
+    pub async fn post_query(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &Value,
+        object: Option<&str>,
+    ) -> Result<Answer, ConnectorError> {
         self.send(reqwest::Method::POST, path, query, Some(body), object).await
     }
 
@@ -210,11 +216,7 @@ impl Api {
 
     /// The error for a non-2xx answer: HubSpot's own words, retryable where waiting may help.
     fn failure(&self, method: &reqwest::Method, path: &str, status: u16, body: &Value, object: Option<&str>) -> ConnectorError {
-        let said = body["message"]
-            .as_str()
-            .or(body.as_str())
-            .unwrap_or("no message")
-            .to_string();
+        let said = body["message"].as_str().or(body.as_str()).unwrap_or("no message").to_string();
         let category = body["category"].as_str().or(body["policyName"].as_str()).unwrap_or("");
         let details: Vec<&str> = body["errors"]
             .as_array()
@@ -341,6 +343,10 @@ mod tests {
         assert!(api.limits.lock().unwrap().paused_until.is_none(), "one left and nothing in flight");
         api.note_limits(&headers("0"), Instant::now());
         let until = api.limits.lock().unwrap().paused_until.expect("paused");
-        assert_eq!(until, first + Duration::from_secs(10), "until the window that began with the first request ends");
+        assert_eq!(
+            until,
+            first + Duration::from_secs(10),
+            "until the window that began with the first request ends"
+        );
     }
 }
