@@ -358,8 +358,8 @@ async fn injected_faults_are_retried() {
 
 /// `sandbox: { flavor: hubspot, seed }` in an environment: the tool starts its own sandbox for the
 /// run (no token needed) and keeps its records in the store folder, so later runs (and a sandbox
-/// served from that file meanwhile) see the same data, a freeze included. A `port` that is taken
-/// is named.
+/// served from that file meanwhile) see the same data, a freeze included; a dry run leaves no
+/// file. A `port` that is taken is named.
 #[tokio::test]
 async fn sandbox_key_starts_the_server_for_the_run() {
     let s = Sandbox::empty();
@@ -383,11 +383,15 @@ environments:
     s.run(&["execute", "--phase", "backup"])
         .exits(2)
         .says("ROLLBACK_TEST_UNSET_HUBSPOT_TOKEN");
+    let data = s.path(".rollback/sandbox/crm.db");
+    s.run(&["execute", "--env", "sandbox", "--phase", "delta", "--dry-run"])
+        .ok()
+        .says("contacts +0 ~0 -0");
+    assert!(!data.exists(), "a dry run serves the seeded records from memory");
     s.run(&["execute", "--env", "sandbox", "--phase", "backup"])
         .ok()
         .says("contacts 200")
         .says("companies 20");
-    let data = s.path(".rollback/sandbox/crm.db");
     assert!(data.is_file(), "the sandbox keeps its records in the store folder");
 
     // Users at work between runs, on a sandbox served from the same file.

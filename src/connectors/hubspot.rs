@@ -128,6 +128,8 @@ struct Shared {
     objects: Vec<ObjectMap>,
     batch: usize,
     concurrency: usize,
+    /// Opened for reading only (plans, dry runs): every write is refused.
+    read_only: bool,
     properties: tokio::sync::Mutex<HashMap<String, Arc<Properties>>>,
 }
 
@@ -236,6 +238,7 @@ impl HubspotConnector {
                 objects,
                 batch,
                 concurrency,
+                read_only: config.read_only,
                 properties: tokio::sync::Mutex::new(HashMap::new()),
             }),
             freeze: spec.freeze.clone(),
@@ -250,6 +253,17 @@ fn some_ids(ids: &[String]) -> String {
 }
 
 impl Shared {
+    /// Refuses a write when the connector was opened for reading only.
+    fn writable(&self, what: &str) -> Result<(), ConnectorError> {
+        if self.read_only {
+            return Err(
+                ConnectorError::new(&self.name, format!("was opened for reading only, so it does not {what}"))
+                    .hint("plans and dry runs never write; run `rollback execute` without `--dry-run`"),
+            );
+        }
+        Ok(())
+    }
+
     fn map(&self, object: &str) -> Result<&ObjectMap, ConnectorError> {
         self.objects.iter().find(|o| &*o.name == object).ok_or_else(|| {
             ConnectorError::new(&self.name, format!("has no object `{object}`"))
@@ -476,6 +490,7 @@ impl Shared {
     /// Sets every writable property of each live record in `batch` to the record's value (clearing
     /// the others), by id; archives the records flagged deleted.
     async fn apply(&self, object: &str, batch: &[Record]) -> Result<ApplyOutcome, ConnectorError> {
+        self.writable("write records")?;
         let map = self.map(object)?;
         let props = self.properties(map).await?;
         let (live, gone): (Vec<&Record>, Vec<&Record>) = batch.iter().partition(|r| !r.deleted);
@@ -635,6 +650,7 @@ impl Shared {
     /// Archives `ids` (HubSpot's delete) in batch calls; archiving an archived or unknown id is
     /// not an error there.
     async fn archive(&self, map: &ObjectMap, ids: &[String]) -> Result<u64, ConnectorError> {
+        self.writable("archive records")?;
         let path = Self::path(map, "/batch/archive");
         let bodies: Vec<(Value, u64)> = ids
             .chunks(self.batch)
@@ -799,11 +815,9 @@ mod tests {
         assert_eq!(p.requested(&map), ["createdate", "email", "firstname", "lastmodifieddate"]);
     }
 
-    /// A HubSpot object becomes a record: empty values left out, the modified date as
-    /// `modified_at` (not a field), archived objects flagged deleted at their archive time.
-    #[tokio::test]
-    async fn objects_become_records() {
-        let config = ConnectorConfig {
+    /// A connector of one object, `contacts`, at an address where nothing listens.
+    fn config(read_only: bool) -> ConnectorConfig {
+        ConnectorConfig {
             name: "crm".into(),
             kind: ConnectorKind::Hubspot,
             objects: vec![("contacts".into(), Default::default())],
@@ -814,9 +828,26 @@ mod tests {
             },
             base_dir: ".".into(),
             store_dir: ".rollback".into(),
-            read_only: false,
-        };
-        let c = HubspotConnector::open(&config).await.unwrap();
+            read_only,
+        }
+    }
+
+    /// Opened for reading only (a plan, a dry run), it refuses every write before sending anything.
+    #[tokio::test]
+    async fn read_only_refuses_writes() {
+        let c = HubspotConnector::open(&config(true)).await.unwrap();
+        let refused = |e: ConnectorError| assert!(e.message.contains("opened for reading only"), "{e}");
+        refused(c.apply("contacts", &[], ApplyMode::Upsert).await.unwrap_err());
+        refused(c.delete("contacts", &["1".into()]).await.unwrap_err());
+        refused(c.freeze("run", "frozen").await.unwrap_err());
+        refused(c.unfreeze(&json!({"method": "user_role", "users": []})).await.unwrap_err());
+    }
+
+    /// A HubSpot object becomes a record: empty values left out, the modified date as
+    /// `modified_at` (not a field), archived objects flagged deleted at their archive time.
+    #[tokio::test]
+    async fn objects_become_records() {
+        let c = HubspotConnector::open(&config(false)).await.unwrap();
         let s = &c.shared;
         let map = s.map("contacts").unwrap();
         let live = json!({"id": "7", "properties": {"email": "a@b.c", "firstname": "", "createdate": "2025-01-01T00:00:00.000Z",

@@ -131,6 +131,7 @@ fn covered(s: &Shared, all: Vec<User>, spec: Option<&FreezeSpec>) -> Result<Vec<
 
 /// Moves the covered users to the read-only role; the receipt lists each moved user's prior role.
 pub(super) async fn freeze(s: &Shared, spec: Option<&FreezeSpec>, run_id: &str) -> Result<Value, ConnectorError> {
+    s.writable("freeze")?;
     let (role_id, role_name) = read_only_role(s, spec).await?;
     let users = covered(s, users(s).await?, spec)?;
     let admins: Vec<String> = users.iter().filter(|u| u.super_admin).map(|u| format!("`{}`", u.email)).collect();
@@ -173,6 +174,7 @@ pub(super) async fn freeze(s: &Shared, spec: Option<&FreezeSpec>, run_id: &str) 
 /// Gives every user of the receipt back the role it held before the freeze. A user deleted since
 /// is skipped with a warning.
 pub(super) async fn unfreeze(s: &Shared, receipt: &Value) -> Result<(), ConnectorError> {
+    s.writable("unfreeze")?;
     if receipt["method"] != "user_role" {
         return Err(ConnectorError::new(
             &s.name,
