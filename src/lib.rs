@@ -18,6 +18,7 @@
 //!   snapshots/<id>.json   manifest: connector, kind, time, objects → count, digest, chunks; root
 //!                         digest; playbook hash; the connector's schema. Written last.
 //!   journal.db            SQLite: runs, steps, events, checkpoints, freeze receipts, lock
+//!   sandbox/<name>.db     records of the sandbox server a connector's `sandbox:` key starts
 //!   tmp/                  staging for atomic writes (temp → fsync → rename)
 //! ```
 //! Canonical record bytes are compact JSON with sorted keys of `{fields, id, object}`;

@@ -2,6 +2,7 @@
 //! one `build` match that names the concrete types. Adding a CRM means one new file and one arm.
 
 pub mod files;
+pub mod hubspot;
 pub mod mysql;
 mod mysql_freeze;
 pub mod postgres;
@@ -332,12 +333,13 @@ pub async fn build(config: &ConnectorConfig) -> Result<Arc<dyn Connector>, Conne
         ConnectorKind::Files => Arc::new(files::FilesConnector::open(config)?),
         ConnectorKind::Postgres => Arc::new(postgres::PostgresConnector::open(config).await?),
         ConnectorKind::Mysql => Arc::new(mysql::MysqlConnector::open(config).await?),
+        ConnectorKind::Hubspot => Arc::new(hubspot::HubspotConnector::open(config).await?),
         other => {
             return Err(ConnectorError::new(
                 &config.name,
                 format!("connector type `{}` is not available in this build yet", other.name()),
             )
-            .hint("use `sqlite`, `files`, `postgres` or `mysql`, or an environment that overrides this connector (e.g. `--env sandbox`)"));
+            .hint("use `sqlite`, `files`, `postgres`, `mysql` or `hubspot`, or an environment that overrides this connector (e.g. `--env sandbox`)"));
         }
     })
 }

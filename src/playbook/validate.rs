@@ -218,7 +218,9 @@ impl Checker<'_> {
             }
         }
         for key in required {
-            if !present.iter().any(|p| p == key) {
+            // A `sandbox:` server is reached with a token of its own.
+            let sandboxed = c.sandbox.is_some() && *key == "token";
+            if !sandboxed && !present.iter().any(|p| p == key) {
                 self.push(
                     at,
                     format!("{whose} of type `{kind_text}` needs `{key}`"),
@@ -269,14 +271,27 @@ impl Checker<'_> {
                 );
             }
         }
-        if let Some(sandbox) = &c.sandbox
-            && !["hubspot", "salesforce"].contains(&sandbox.flavor.as_str())
-        {
-            self.push(
-                at,
-                format!("{whose}: unknown sandbox flavor `{}`", sandbox.flavor),
-                "use `hubspot` or `salesforce`",
-            );
+        if let Some(sandbox) = &c.sandbox {
+            let flavor = sandbox.flavor.as_str();
+            if !["hubspot", "salesforce"].contains(&flavor) {
+                self.push(
+                    at,
+                    format!("{whose}: unknown sandbox flavor `{flavor}`"),
+                    "use `hubspot` or `salesforce`",
+                );
+            } else if !matches!(kind, ConnectorKind::Hubspot | ConnectorKind::Salesforce) {
+                self.push(
+                    at,
+                    format!("{whose}: a sandbox server serves a CRM's HTTP API, which connector type `{kind_text}` does not read"),
+                    "remove `sandbox:` and point the connector at a test database",
+                );
+            } else if flavor != kind_text {
+                self.push(
+                    at,
+                    format!("{whose}: sandbox flavor `{flavor}` serves another CRM's API than connector type `{kind_text}` reads"),
+                    format!("write `sandbox: {{ flavor: {kind_text} }}`"),
+                );
+            }
         }
     }
 

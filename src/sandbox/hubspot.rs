@@ -31,7 +31,7 @@ pub const SEARCH_TOTAL_MAX: usize = 10_000;
 pub struct State {
     pub records: Records,
     assoc: RwLock<Associations>,
-    /// Account users for role swaps (`/settings/v3/users`).
+    /// Account users for role swaps (`/settings/v3/users`), kept in the `--data` file too.
     users: RwLock<BTreeMap<u64, User>>,
 }
 
@@ -56,16 +56,28 @@ impl State {
                 assoc
             }
         };
-        let users = crate::generate::OWNERS
-            .iter()
-            .enumerate()
-            .map(|(i, owner)| {
-                (
-                    1001 + i as u64,
-                    (format!("{owner}@example.com"), Some(ROLES[1].0.to_string()), i == 0),
-                )
-            })
-            .collect();
+        let saved = match &records.persist {
+            Some(p) => p.load_users().await?,
+            None => Vec::new(),
+        };
+        let users: BTreeMap<u64, User> = if saved.is_empty() {
+            let seeded: BTreeMap<u64, User> = crate::generate::OWNERS
+                .iter()
+                .enumerate()
+                .map(|(i, owner)| {
+                    (
+                        1001 + i as u64,
+                        (format!("{owner}@example.com"), Some(ROLES[1].0.to_string()), i == 0),
+                    )
+                })
+                .collect();
+            if let Some(p) = &records.persist {
+                p.save_users(seeded.iter().map(|(id, u)| (*id, Some(u.clone()))).collect()).await?;
+            }
+            seeded
+        } else {
+            saved.into_iter().collect()
+        };
         Ok(State {
             records,
             assoc: RwLock::new(assoc),
@@ -1076,7 +1088,7 @@ async fn associate_default(app: Shared<App>, Path((from, to)): Path<(String, Str
 pub const ROLES: [(&str, &str); 3] = [("100001", "Super admin"), ("100002", "Sales rep"), ("100003", "Read only")];
 
 /// An account user: email, role id, super admin.
-type User = (String, Option<String>, bool);
+type User = store::SavedUser;
 
 fn show_user(id: u64, user: &User) -> Value {
     let mut out = json!({"id": id.to_string(), "email": user.0, "superAdmin": user.2, "secondaryTeamIds": []});
@@ -1114,31 +1126,47 @@ async fn user_get(Shared(app): Shared<App>, Path(id): Path<String>) -> Response 
     }
 }
 
+/// Writes a changed (or, `None`, removed) user through to the data file, if there is one.
+async fn save_user(app: &App, id: u64, user: Option<User>) {
+    if let Some(persist) = &app.records.persist
+        && let Err(e) = persist.save_users(vec![(id, user)]).await
+    {
+        tracing::error!("sandbox: cannot save users: {e}");
+    }
+}
+
 /// `PUT /settings/v3/users/{id}` `{roleId?, primaryTeamId?, secondaryTeamIds?}`.
 async fn user_put(Shared(app): Shared<App>, Path(id): Path<String>, body: Option<Json<Value>>) -> Response {
     let body = body.map(|Json(b)| b).unwrap_or(json!({}));
-    let mut users = app.users.write().expect("users lock");
-    let Some((n, user)) = id.parse::<u64>().ok().and_then(|n| users.get_mut(&n).map(|u| (n, u))) else {
-        return user_not_found(&id);
-    };
-    if let Some(role) = body.get("roleId") {
-        let role = role.as_str().map(str::to_string).or(role.as_u64().map(|r| r.to_string()));
-        match role {
-            Some(r) if ROLES.iter().any(|(id, _)| *id == r) => user.1 = Some(r),
-            Some(r) => return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &format!("no role with id {r}")),
-            None => user.1 = None,
+    let (n, user) = {
+        let mut users = app.users.write().expect("users lock");
+        let Some((n, user)) = id.parse::<u64>().ok().and_then(|n| users.get_mut(&n).map(|u| (n, u))) else {
+            return user_not_found(&id);
+        };
+        if let Some(role) = body.get("roleId") {
+            let role = role.as_str().map(str::to_string).or(role.as_u64().map(|r| r.to_string()));
+            match role {
+                Some(r) if ROLES.iter().any(|(id, _)| *id == r) => user.1 = Some(r),
+                Some(r) => return error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &format!("no role with id {r}")),
+                None => user.1 = None,
+            }
         }
-    }
-    Json(show_user(n, user)).into_response()
+        (n, user.clone())
+    };
+    save_user(&app, n, Some(user.clone())).await;
+    Json(show_user(n, &user)).into_response()
 }
 
 async fn user_delete(Shared(app): Shared<App>, Path(id): Path<String>) -> Response {
     let removed = id
         .parse::<u64>()
         .ok()
-        .and_then(|n| app.users.write().expect("users lock").remove(&n));
+        .and_then(|n| app.users.write().expect("users lock").remove(&n).map(|_| n));
     match removed {
-        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        Some(n) => {
+            save_user(&app, n, None).await;
+            StatusCode::NO_CONTENT.into_response()
+        }
         None => user_not_found(&id),
     }
 }

@@ -9,11 +9,13 @@
 //! statuses, connection resets; deterministic for a seed), then the rate limits; each answer in
 //! the flavor's own words ([`Api`]). The admin endpoints under `/_sandbox/` (same token) change
 //! faults at run time, simulate user traffic after a cutover and report per-object counts and
-//! canonical digests (`admin.rs`, shared by the flavors).
+//! canonical digests (`admin.rs`, shared by the flavors). [`start`] serves one inside the calling
+//! process; `launch.rs` does so for a connector's `sandbox:` key.
 
 pub mod admin;
 pub mod associations;
 pub mod hubspot;
+pub mod launch;
 pub mod salesforce;
 pub mod soql;
 pub mod store;
@@ -375,9 +377,42 @@ async fn admin_faults(axum::extract::State(server): axum::extract::State<Arc<Ser
     axum::Json(json!({"spec": server.faults_text()})).into_response()
 }
 
-/// Binds, prints one JSON line on stdout (`{"flavor", "address", "base_url"}`, and `ca_file` for
-/// Salesforce) and serves until SIGINT/SIGTERM.
-pub async fn serve(options: Options) -> anyhow::Result<()> {
+/// A sandbox serving on 127.0.0.1 in this process, until [`Running::stop`] (or drop).
+pub struct Running {
+    pub address: SocketAddr,
+    /// `http://…` (HubSpot) or `https://…` (Salesforce).
+    pub base_url: String,
+    /// Salesforce: the CA certificate to trust.
+    pub ca_file: Option<std::path::PathBuf>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Running {
+    /// Stops taking connections, lets open requests finish and waits for the server to end.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string()))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    /// A dropped server stops too (without waiting for it).
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Seeds or loads the records, binds 127.0.0.1 (`options.port`, 0 for a free port) and serves in
+/// a task of its own until the returned [`Running`] is stopped.
+pub async fn start(options: Options) -> anyhow::Result<Running> {
     let api = match options.flavor.as_str() {
         "hubspot" => Api::HubSpot,
         "salesforce" => Api::Salesforce,
@@ -415,19 +450,47 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
         .layer(axum::middleware::from_fn_with_state(server.clone(), gate));
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], options.port))).await?;
     let address = listener.local_addr()?;
-    let mut line = json!({"flavor": options.flavor, "address": address.to_string(), "base_url": format!("http://{address}")});
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stopped = async {
+        let _ = stopped.await;
+    };
     if api == Api::HubSpot {
-        announce(&line)?;
-        axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
-        return Ok(());
+        let task = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await });
+        return Ok(Running {
+            address,
+            base_url: format!("http://{address}"),
+            ca_file: None,
+            stop: Some(stop),
+            task: Some(task),
+        });
     }
     let tls = tls::Tls::make(options.tls_dir.as_deref(), options.data.as_deref(), address.port())?;
-    line["base_url"] = Value::String(format!("https://{address}"));
-    line["ca_file"] = Value::String(tls.ca_file.display().to_string());
+    let (config, ca_file) = (tls.config.clone(), tls.ca_file.clone());
+    let task = tokio::spawn(async move {
+        let served = tls::serve(listener, app, config, stopped).await;
+        tls.remove();
+        served
+    });
+    Ok(Running {
+        address,
+        base_url: format!("https://{address}"),
+        ca_file: Some(ca_file),
+        stop: Some(stop),
+        task: Some(task),
+    })
+}
+
+/// Starts the sandbox, prints one JSON line on stdout (`{"flavor", "address", "base_url"}`, and
+/// `ca_file` for Salesforce) and serves until SIGINT/SIGTERM.
+pub async fn serve(options: Options) -> anyhow::Result<()> {
+    let running = start(options.clone()).await?;
+    let mut line = json!({"flavor": options.flavor, "address": running.address.to_string(), "base_url": running.base_url});
+    if let Some(ca) = &running.ca_file {
+        line["ca_file"] = Value::String(ca.display().to_string());
+    }
     announce(&line)?;
-    let served = tls::serve(listener, app, tls.config.clone(), shutdown()).await;
-    tls.remove();
-    Ok(served?)
+    shutdown().await;
+    Ok(running.stop().await?)
 }
 
 /// The start line on stdout, flushed at once: callers wait for it.

@@ -580,6 +580,11 @@ impl Persist {
         )
         .execute(&pool)
         .await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, role TEXT, super_admin INTEGER NOT NULL)",
+        )
+        .execute(&pool)
+        .await?;
         Ok(Persist { pool })
     }
 
@@ -655,6 +660,42 @@ impl Persist {
         tx.commit().await
     }
 
+    /// The saved account users by id.
+    pub async fn load_users(&self) -> Result<Vec<(u64, SavedUser)>, sqlx::Error> {
+        let rows: Vec<(i64, String, Option<String>, bool)> = sqlx::query_as("SELECT id, email, role, super_admin FROM users ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, email, role, admin)| (id as u64, (email, role, admin)))
+            .collect())
+    }
+
+    /// Saves account users (`None`: the user was removed).
+    pub async fn save_users(&self, users: Vec<(u64, Option<SavedUser>)>) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for (id, user) in users {
+            match user {
+                Some((email, role, admin)) => {
+                    sqlx::query("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?)")
+                        .bind(id as i64)
+                        .bind(email)
+                        .bind(role)
+                        .bind(admin)
+                        .execute(&mut *tx)
+                        .await?
+                }
+                None => {
+                    sqlx::query("DELETE FROM users WHERE id = ?")
+                        .bind(id as i64)
+                        .execute(&mut *tx)
+                        .await?
+                }
+            };
+        }
+        tx.commit().await
+    }
+
     /// Writes rows made by [`rows`] in one transaction.
     pub async fn write(&self, rows: Vec<Row>) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
@@ -672,6 +713,9 @@ impl Persist {
         tx.commit().await
     }
 }
+
+/// An account user (HubSpot flavor): email, role id, super admin.
+pub type SavedUser = (String, Option<String>, bool);
 
 /// One saved record: object, id, created, updated, archived, properties as JSON.
 pub type Row = (&'static str, i64, i64, i64, Option<i64>, String);

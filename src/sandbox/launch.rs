@@ -1,0 +1,163 @@
+//! A connector's `sandbox: { flavor, seed, port }` key: the tool starts this module's own sandbox
+//! server in its process, on 127.0.0.1 (a free port unless `port` is given), with a token of its
+//! own, and points the connector at it. The records are kept in the store's folder
+//! (`<store>/sandbox/<connector>.db`, the server's `--data` file), so every later run sees what
+//! the earlier ones left: the seed only fills a new file. A read-only run (a plan, a dry run)
+//! never creates that file: without one it serves the seeded records from memory.
+//!
+//! One server per file runs at a time in a process: connectors built for the same connector (by
+//! each run of a drill, say) share it, and it stops when the last of them is dropped, so it ends
+//! with the run at the latest.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Weak};
+
+use crate::connectors::ConnectorError;
+use crate::playbook::ConnectorConfig;
+use crate::playbook::model::SandboxSpec;
+
+/// Contacts a sandbox is seeded with unless `seed` says otherwise (as `sandbox serve`).
+pub const DEFAULT_SEED: u64 = 1000;
+
+/// A sandbox server started for a connector.
+pub struct Launched {
+    pub base_url: String,
+    /// The token the server asks for: random, never written anywhere.
+    pub token: String,
+    /// Where its records are kept (`None`: in memory).
+    pub data: Option<PathBuf>,
+    pub port: u16,
+    /// Stops the server when dropped.
+    _running: super::Running,
+}
+
+/// Running servers by data file (and whether it is kept there).
+type Registry = HashMap<(PathBuf, bool), Weak<Launched>>;
+
+static LAUNCHED: LazyLock<tokio::sync::Mutex<Registry>> = LazyLock::new(|| tokio::sync::Mutex::new(HashMap::new()));
+
+/// The sandbox server of `config` (whose `sandbox:` key is `spec`): the one already running for
+/// its data file in this process, or a new one.
+pub async fn for_connector(config: &ConnectorConfig, spec: &SandboxSpec) -> Result<Arc<Launched>, ConnectorError> {
+    let name = config.name.as_str();
+    // Validation pairs the flavor with the connector type, and this build reads only HubSpot.
+    if spec.flavor != "hubspot" {
+        return Err(ConnectorError::new(
+            name,
+            format!(
+                "sandbox flavor `{}` serves Salesforce's API, and this build has no `salesforce` connector type to read it",
+                spec.flavor
+            ),
+        )
+        .hint("run `rollback sandbox serve --flavor salesforce` for other clients; a `hubspot` connector takes `sandbox: { flavor: hubspot }`")
+        .bad_input());
+    }
+    let file = config.store_dir.join("sandbox").join(format!("{name}.db"));
+    let keep = !config.read_only || file.exists();
+    let mut launched = LAUNCHED.lock().await;
+    launched.retain(|_, server| server.strong_count() > 0);
+    if let Some(server) = launched.get(&(file.clone(), keep)).and_then(Weak::upgrade) {
+        if spec.port.is_some_and(|p| p != server.port) {
+            return Err(ConnectorError::new(
+                name,
+                format!("its sandbox already runs on port {}, not {}", server.port, spec.port.unwrap_or(0)),
+            )
+            .hint("give every connector that shares a store folder and name the same `port`")
+            .bad_input());
+        }
+        return Ok(server);
+    }
+    if keep && let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            ConnectorError::new(name, format!("cannot create the sandbox folder `{}`: {e}", dir.display()))
+                .hint("check the store folder's permissions")
+        })?;
+    }
+    let token = format!("sandbox-{}", crate::ids::random_hex(16));
+    let options = super::Options {
+        flavor: spec.flavor.clone(),
+        port: spec.port.unwrap_or(0),
+        token: Some(token.clone()),
+        seed: spec.seed.unwrap_or(DEFAULT_SEED),
+        data: keep.then(|| file.clone()),
+        tls_dir: None,
+        faults: None,
+        rate_limit: 100,
+        daily_limit: 250_000,
+    };
+    let running = super::start(options).await.map_err(|e| {
+        let hint = match spec.port {
+            Some(port) => format!("is port {port} free? leave out `port` to take a free one"),
+            None => format!("delete `{}` to start from the seed again", file.display()),
+        };
+        ConnectorError::new(name, format!("cannot start its sandbox: {e:#}")).hint(hint)
+    })?;
+    tracing::info!(connector = name, base_url = %running.base_url, data = %file.display(), "sandbox started");
+    let server = Arc::new(Launched {
+        base_url: running.base_url.clone(),
+        token,
+        data: keep.then_some(file.clone()),
+        port: running.address.port(),
+        _running: running,
+    });
+    launched.insert((file, keep), Arc::downgrade(&server));
+    Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::playbook::ConnectorKind;
+    use crate::playbook::model::ConnectorSpec;
+
+    fn config(dir: &std::path::Path, read_only: bool) -> ConnectorConfig {
+        ConnectorConfig {
+            name: "crm".into(),
+            kind: ConnectorKind::Hubspot,
+            objects: vec![],
+            spec: ConnectorSpec {
+                sandbox: Some(SandboxSpec {
+                    flavor: "hubspot".into(),
+                    seed: Some(20),
+                    port: None,
+                }),
+                ..Default::default()
+            },
+            base_dir: dir.into(),
+            store_dir: dir.join(".rollback"),
+            read_only,
+        }
+    }
+
+    /// Connectors built for one connector share its server, which answers its own token only,
+    /// keeps its records in the store folder and stops when the last connector is dropped; a
+    /// read-only run without that file serves from memory and creates none.
+    #[tokio::test]
+    async fn one_server_per_file_stopped_with_its_last_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = config(dir.path(), false).spec.sandbox.unwrap();
+        let looked = for_connector(&config(dir.path(), true), &spec).await.unwrap();
+        assert!(looked.data.is_none() && !dir.path().join(".rollback").exists());
+        drop(looked);
+
+        let a = for_connector(&config(dir.path(), false), &spec).await.unwrap();
+        let b = for_connector(&config(dir.path(), false), &spec).await.unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(a.data.as_deref(), Some(dir.path().join(".rollback/sandbox/crm.db").as_path()));
+        assert!(a.data.as_ref().unwrap().is_file());
+        let url = format!("{}/crm/v3/objects/contacts?limit=1", a.base_url);
+        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        assert_eq!(http.get(&url).bearer_auth(&a.token).send().await.unwrap().status(), 200);
+        assert_eq!(http.get(&url).bearer_auth("guess").send().await.unwrap().status(), 401);
+        let address = a.base_url.trim_start_matches("http://").to_string();
+        drop(a);
+        assert!(tokio::net::TcpStream::connect(&address).await.is_ok(), "still in use");
+        drop(b);
+        let started = std::time::Instant::now();
+        while tokio::net::TcpStream::connect(&address).await.is_ok() {
+            assert!(started.elapsed().as_secs() < 10, "the server did not stop");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
