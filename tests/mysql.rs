@@ -333,3 +333,62 @@ fn plan_checks_privileges() {
         .exits(3)
         .says("SUPER (MariaDB: READ_ONLY ADMIN) to set read_only");
 }
+
+/// What legacy CRM data holds and MySQL allows: zero and invalid dates, a JSON `true`, a column
+/// stamped `ON UPDATE CURRENT_TIMESTAMP`, and a unique key besides the id. All come back as the
+/// snapshot holds them; a record whose restore would clash with another row's unique key fails
+/// the batch instead of overwriting that row.
+#[test]
+fn awkward_values_and_keys_round_trip() {
+    let server = MariaServer::start();
+    server.sql("mysql", "CREATE DATABASE crm");
+    server.sql(
+        "crm",
+        "SET SESSION sql_mode = 'ALLOW_INVALID_DATES'; \
+         CREATE TABLE people (id int PRIMARY KEY, email varchar(100) NOT NULL UNIQUE, seen datetime, born date, flags json, \
+           stamped timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP); \
+         INSERT INTO people VALUES (1, 'x@example.com', '0000-00-00 00:00:00', '2024-00-15', 'true', '2025-01-01 00:00:00'), \
+           (2, 'y@example.com', '2024-02-31 10:00:00', '0000-00-00', '[true, null]', '2025-01-02 00:00:00'), \
+           (4, 'z@example.com', NULL, NULL, NULL, '2025-01-03 00:00:00');",
+    );
+    let s = Sandbox::empty();
+    s.write(
+        "rollback.yaml",
+        &format!(
+            "version: 1\nname: awkward\nstore: {{ path: .rollback }}\nconnectors:\n  legacy:\n    type: mysql\n    url: {}\n    objects:\n      people: {{ table: people }}\nphases:\n  backup:\n    - backup: {{ from: legacy }}\n  restore:\n    - restore: {{ to: legacy, snapshot: latest, mode: replace }}\n",
+            server.url("crm")
+        ),
+    );
+    s.run(&["execute", "--phase", "backup"]).ok().says("people 3");
+    let first = root_digest(&s);
+    let rows = "SELECT id, email, seen, born, json_compact(flags), stamped FROM people ORDER BY id";
+    let before = server.sql("crm", rows);
+    server.sql(
+        "crm",
+        "UPDATE people SET seen = now(), born = '2000-01-01', flags = 'false' WHERE id IN (1, 2); DELETE FROM people WHERE id = 4",
+    );
+    s.run(&["execute", "--phase", "restore"]).ok().says("people +1 ~2 -0");
+    assert_eq!(server.sql("crm", rows), before, "every value is back as it was, the stamp too");
+    s.run(&["execute", "--phase", "backup"]).ok();
+    assert_eq!(root_digest(&s), first);
+
+    // Record 1 is gone and another row took its email: restoring record 1 would clash.
+    server.sql(
+        "crm",
+        "DELETE FROM people WHERE id = 1; INSERT INTO people (id, email) VALUES (3, 'x@example.com')",
+    );
+    s.run(&["execute", "--phase", "restore"])
+        .exits(1)
+        .says("Duplicate entry 'x@example.com'");
+    assert_eq!(
+        server
+            .sql("crm", "SELECT id, email FROM people WHERE email = 'x@example.com'")
+            .trim(),
+        "3\tx@example.com",
+        "the other row is not overwritten"
+    );
+    // With the clash gone, the restore goes through.
+    server.sql("crm", "DELETE FROM people WHERE id = 3");
+    s.run(&["execute", "--phase", "restore"]).ok().says("people +1 ~0 -0");
+    assert_eq!(server.sql("crm", rows), before);
+}

@@ -6,8 +6,10 @@
 //! lines (see [`super::sql_text`]). Writes are multi-row `INSERT … ON DUPLICATE KEY UPDATE`
 //! statements (a plain multi-row `INSERT` when the table holds none of the records), each batch
 //! one transaction; deletes are one `DELETE … WHERE id IN (…)` per batch. Every session of the
-//! tool uses UTC, utf8mb4, `NO_BACKSLASH_ESCAPES` (a quote is the only character a literal
-//! escapes) and `NO_AUTO_VALUE_ON_ZERO` (an id 0 is restored as 0).
+//! tool uses UTC, utf8mb4 and one fixed `sql_mode`, whatever the server's: strict,
+//! `NO_BACKSLASH_ESCAPES` (a quote is the only character a literal escapes),
+//! `NO_AUTO_VALUE_ON_ZERO` (an id 0 is restored as 0), and zero or invalid dates allowed (legacy
+//! CRM data holds them, and they are restored as they were).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,7 +31,7 @@ use crate::playbook::{ConnectorConfig, ConnectorKind};
 use crate::record::{Record, parse_time, plain_ascii, write_json_str};
 
 /// What the tool's sessions set on connect (see the module docs).
-const SESSION: &str = "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_BACKSLASH_ESCAPES', 'NO_AUTO_VALUE_ON_ZERO'), \
+const SESSION: &str = "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_BACKSLASH_ESCAPES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES', \
      net_write_timeout = 3600, net_read_timeout = 3600";
 
 /// A statement of a write stays below this many bytes (and below half the server's
@@ -62,6 +64,9 @@ pub struct MyTable {
     pub soft_delete: Option<String>,
     pub columns: Vec<MyColumn>,
     pub foreign_keys: Vec<Value>,
+    /// Unique keys besides the id's: writes then match rows by id alone (see
+    /// [`MysqlConnector::upsert_by_id`]).
+    pub other_unique: bool,
 }
 
 impl MyTable {
@@ -148,6 +153,8 @@ pub struct MysqlConnector {
     config: ConnectorConfig,
     /// The largest statement a write sends.
     statement_bytes: usize,
+    /// The server's `max_allowed_packet`: no statement, even of one row, may exceed it.
+    packet: usize,
 }
 
 /// The connection options of a URL (secrets resolved) and the `tls` keys of `config`.
@@ -250,6 +257,7 @@ impl MysqlConnector {
             freeze: config.spec.freeze.clone(),
             config: config.clone(),
             statement_bytes: STATEMENT_BYTES.min(packet as usize / 2).max(64 * 1024),
+            packet: packet as usize,
         })
     }
 
@@ -436,8 +444,9 @@ fn write_value(class: TextClass, value: Option<&[u8]>, out: &mut Vec<u8>) -> Res
             let text = std::str::from_utf8(bytes).map_err(|_| "a boolean that is not text".to_string())?;
             sql_text::write_value(TextClass::Integer, Some(text), out)
         }
-        TextClass::Timestamp if bytes.starts_with(b"0000-00-00") => {
-            // A zero date stays as MySQL spells it.
+        TextClass::Timestamp if !valid_date(bytes) => {
+            // A zero or invalid date (`0000-00-00`, `2024-00-15`, `2024-02-31`) stays as MySQL
+            // spells it.
             write_json_str(out, std::str::from_utf8(bytes).map_err(|_| "a time that is not text".to_string())?);
             Ok(())
         }
@@ -448,11 +457,26 @@ fn write_value(class: TextClass, value: Option<&[u8]>, out: &mut Vec<u8>) -> Res
     }
 }
 
+/// Whether `YYYY-MM-DD…` text starts with a date that exists (other text counts as valid: the
+/// generic parsing decides what it is).
+fn valid_date(bytes: &[u8]) -> bool {
+    let digits = |r: std::ops::Range<usize>| {
+        bytes
+            .get(r)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| d.parse::<u32>().ok())
+    };
+    match (digits(0..4), bytes.get(4), digits(5..7), bytes.get(7), digits(8..10)) {
+        (Some(y), Some(b'-'), Some(m), Some(b'-'), Some(d)) => chrono::NaiveDate::from_ymd_opt(y as i32, m, d).is_some(),
+        _ => true,
+    }
+}
+
 /// Appends the SQL literal of a field value for a column of `class`.
 fn push_value(out: &mut String, class: TextClass, value: &Value) -> Result<(), String> {
     match value {
         Value::Null => out.push_str("NULL"),
-        Value::Bool(b) => out.push_str(if *b { "1" } else { "0" }),
+        Value::Bool(b) if class != TextClass::Json => out.push_str(if *b { "1" } else { "0" }),
         Value::Number(n) if class != TextClass::Json => {
             let _ = write!(out, "{n}");
         }
@@ -480,13 +504,33 @@ fn push_value(out: &mut String, class: TextClass, value: &Value) -> Result<(), S
 
 /// Multi-row `INSERT` statements for `records` (with `ON DUPLICATE KEY UPDATE` unless `insert`),
 /// each below `limit` bytes.
-fn insert_statements(name: &str, map: &MyTable, records: &[Record], insert: bool, limit: usize) -> Result<Vec<String>, ConnectorError> {
+fn insert_statements(name: &str, map: &MyTable, records: &[Record], insert: bool, limits: Limits) -> Result<Vec<String>, ConnectorError> {
     let mut statements = Vec::new();
-    each_insert_statement(name, map, records, insert, limit, |sql| {
+    each_insert_statement(name, map, records, insert, limits, |sql| {
         statements.push(sql);
         true
     })?;
     Ok(statements)
+}
+
+/// How large the statements of a write may be.
+#[derive(Clone, Copy)]
+struct Limits {
+    /// A statement of several rows stays below this.
+    statement: usize,
+    /// The server's `max_allowed_packet`: a row whose statement alone exceeds it cannot be sent.
+    packet: usize,
+}
+
+/// The SQL text of one record's row is longer than the server takes.
+fn too_large(name: &str, map: &MyTable, record: &Record, bytes: usize, packet: usize) -> ConnectorError {
+    ConnectorError::new(
+        name,
+        format!("the record is {bytes} bytes as SQL, more than the server's max_allowed_packet ({packet} bytes)"),
+    )
+    .object(&map.object)
+    .record(&record.id)
+    .hint("raise max_allowed_packet on the server (SET GLOBAL max_allowed_packet = 1073741824) and run the phase again with --resume")
 }
 
 /// Hands each statement of [`insert_statements`] to `emit` as soon as it is built (so the server
@@ -496,9 +540,10 @@ fn each_insert_statement(
     map: &MyTable,
     records: &[Record],
     insert: bool,
-    limit: usize,
+    limits: Limits,
     mut emit: impl FnMut(String) -> bool,
 ) -> Result<(), ConnectorError> {
+    let limit = limits.statement;
     let columns: Vec<&MyColumn> = map.written().collect();
     let list: Vec<String> = columns.iter().map(|c| quote(&c.name)).collect();
     let head = format!("INSERT INTO {} ({}) VALUES ", map.qualified, list.join(", "));
@@ -532,6 +577,9 @@ fn each_insert_statement(
             })?;
         }
         row.push(')');
+        if head.len() + row.len() + tail.len() > limits.packet {
+            return Err(too_large(name, map, record, head.len() + row.len() + tail.len(), limits.packet));
+        }
         if !sql.is_empty() && sql.len() + row.len() + tail.len() > limit {
             sql.push_str(&tail);
             if !emit(std::mem::replace(&mut sql, String::with_capacity(limit + 4096))) {
@@ -564,7 +612,7 @@ async fn read_table(
     let err = |e: sqlx::Error| my_error(name, e).object(object);
     let rows = sqlx::query(
         "SELECT CAST(COLUMN_NAME AS CHAR) AS name, CAST(DATA_TYPE AS CHAR) AS data_type, CAST(COLUMN_TYPE AS CHAR) AS column_type, \
-         IS_NULLABLE = 'NO' AS not_null, COLUMN_KEY = 'PRI' AS pk, EXTRA LIKE '%GENERATED%' AS generated \
+         IS_NULLABLE = 'NO' AS not_null, COLUMN_KEY = 'PRI' AS pk, (EXTRA LIKE '%VIRTUAL GENERATED%' OR EXTRA LIKE '%STORED GENERATED%' OR EXTRA LIKE '%PERSISTENT GENERATED%') AS generated \
          FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
     )
     .bind(schema)
@@ -646,6 +694,16 @@ async fn read_table(
         .object(object)
         .hint("set `id:` on the object to the table's primary-key column (restores match records on it)"));
     }
+    let others: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+         AND NON_UNIQUE = 0 GROUP BY INDEX_NAME HAVING NOT (COUNT(*) = 1 AND MAX(COLUMN_NAME) = ?)) AS other_keys",
+    )
+    .bind(schema)
+    .bind(table)
+    .bind(&id)
+    .fetch_one(pool)
+    .await
+    .map_err(err)?;
     let keys = sqlx::query(
         "SELECT CAST(GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) AS CHAR) AS columns, \
          CAST(REFERENCED_TABLE_NAME AS CHAR) AS parent, CAST(REFERENCED_TABLE_SCHEMA AS CHAR) AS parent_schema, \
@@ -679,6 +737,7 @@ async fn read_table(
         soft_delete: mapping.soft_delete.clone(),
         columns,
         foreign_keys,
+        other_unique: others > 0,
     })
 }
 
@@ -710,15 +769,18 @@ impl MysqlConnector {
         let map = self.table(object)?.clone();
         let err = |e: sqlx::Error| my_error(&self.name, e).object(&map.object);
         let (statements, mut ready) = tokio::sync::mpsc::channel::<String>(2);
-        let (name, built, lines, limit) = (self.name.clone(), map.clone(), lines.to_vec(), self.statement_bytes);
+        let (name, built, lines, limits) = (self.name.clone(), map.clone(), lines.to_vec(), self.limits());
         let builder = tokio::task::spawn_blocking(move || {
             let records = crate::store::chunk::decode_lines(&lines, &built.object).map_err(|e| {
                 ConnectorError::new(&name, format!("unreadable snapshot line {}: {}", e.line, e.message))
                     .object(&built.object)
                     .hint("run `rollback verify --read-data` on the snapshot")
             })?;
-            each_insert_statement(&name, &built, &records, insert, limit, |sql| statements.blocking_send(sql).is_ok())?;
-            Ok::<_, ConnectorError>(records.len())
+            if !insert && built.other_unique {
+                return Ok(Err(records));
+            }
+            each_insert_statement(&name, &built, &records, insert, limits, |sql| statements.blocking_send(sql).is_ok())?;
+            Ok::<_, ConnectorError>(Ok(records.len()))
         });
         let mut tx = None;
         let mut failed = None;
@@ -744,7 +806,11 @@ impl MysqlConnector {
         if let Some(e) = failed {
             return Err(e);
         }
-        let records = records?;
+        let records = match records? {
+            Ok(n) => n,
+            // A table with other unique keys: matched by id alone, row by row.
+            Err(records) => return self.upsert_by_id(&map, &records).await,
+        };
         if let Some(tx) = tx {
             tx.commit().await.map_err(err)?;
         }
@@ -752,6 +818,69 @@ impl MysqlConnector {
             written: records as u64,
             id_map: Vec::new(),
         })
+    }
+
+    /// Upserts into a table that has unique keys besides the id, where `ON DUPLICATE KEY` could
+    /// update the row another key matches: in one transaction, the ids the table holds (locked)
+    /// get an `UPDATE … WHERE id = …` each, the others one multi-row `INSERT`; a clash on another
+    /// key fails the batch instead of overwriting another record.
+    async fn upsert_by_id(&self, map: &MyTable, records: &[Record]) -> Result<ApplyOutcome, ConnectorError> {
+        let err = |e: sqlx::Error| my_error(&self.name, e).object(&map.object);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut held = std::collections::HashSet::new();
+        for part in records.chunks(5000) {
+            let list: Vec<String> = part.iter().map(|r| literal(&r.id)).collect();
+            let sql = format!(
+                "SELECT CAST({0} AS CHAR) FROM {1} WHERE {0} IN ({2}) FOR UPDATE",
+                quote(&map.id),
+                map.qualified,
+                list.join(",")
+            );
+            let ids: Vec<Option<String>> = sqlx::query_scalar(AssertSqlSafe(sql)).fetch_all(&mut *tx).await.map_err(err)?;
+            held.extend(ids.into_iter().flatten());
+        }
+        let (existing, fresh): (Vec<&Record>, Vec<&Record>) = records.iter().partition(|r| held.contains(&r.id));
+        let columns: Vec<&MyColumn> = map.written().filter(|c| c.name != map.id).collect();
+        for record in &existing {
+            let mut sql = format!("UPDATE {} SET ", map.qualified);
+            for (i, column) in columns.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&quote(&column.name));
+                sql.push_str(" = ");
+                let value = record.fields.get(&column.name).unwrap_or(&Value::Null);
+                push_value(&mut sql, column.class, value).map_err(|m| {
+                    ConnectorError::new(&self.name, format!("column `{}`: {m}", column.name))
+                        .object(&map.object)
+                        .record(&record.id)
+                })?;
+            }
+            if columns.is_empty() {
+                continue;
+            }
+            sql.push_str(&format!(" WHERE {} = {}", quote(&map.id), literal(&record.id)));
+            if sql.len() > self.packet {
+                return Err(too_large(&self.name, map, record, sql.len(), self.packet));
+            }
+            sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await.map_err(err)?;
+        }
+        let fresh: Vec<Record> = fresh.into_iter().cloned().collect();
+        for sql in insert_statements(&self.name, map, &fresh, true, self.limits())? {
+            sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await.map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(ApplyOutcome {
+            written: records.len() as u64,
+            id_map: Vec::new(),
+        })
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            statement: self.statement_bytes,
+            packet: self.packet,
+        }
     }
 }
 
@@ -859,7 +988,10 @@ impl Connector for MysqlConnector {
 
     async fn apply(&self, object: &str, batch: &[Record], _mode: ApplyMode) -> Result<ApplyOutcome, ConnectorError> {
         let map = self.table(object)?.clone();
-        let statements = insert_statements(&self.name, &map, batch, false, self.statement_bytes)?;
+        if map.other_unique {
+            return self.upsert_by_id(&map, batch).await;
+        }
+        let statements = insert_statements(&self.name, &map, batch, false, self.limits())?;
         self.write(&map, statements, batch.len()).await
     }
 
@@ -945,6 +1077,8 @@ mod tests {
             (TextClass::Timestamp, json!("0000-00-00 00:00:00"), "'0000-00-00 00:00:00'"),
             (TextClass::Json, json!({"a": [1, "x'y"]}), r#"'{"a":[1,"x''y"]}'"#),
             (TextClass::Json, json!(3), "'3'"),
+            (TextClass::Json, json!(true), "'true'"),
+            (TextClass::Timestamp, json!("2024-02-31 00:00:00"), "'2024-02-31 00:00:00'"),
             (TextClass::Binary, json!({"$bytes": "AP8="}), "0x00ff"),
             (TextClass::Binary, json!({"$bytes": ""}), "''"),
             (TextClass::Text, Value::Null, "NULL"),
@@ -971,6 +1105,8 @@ mod tests {
             r#""2024-02-14T19:04:04Z""#
         );
         assert_eq!(read(TextClass::Timestamp, Some(b"0000-00-00 00:00:00")), r#""0000-00-00 00:00:00""#);
+        assert_eq!(read(TextClass::Timestamp, Some(b"2024-00-15 00:00:00")), r#""2024-00-15 00:00:00""#);
+        assert_eq!(read(TextClass::Timestamp, Some(b"2024-02-31 10:00:00")), r#""2024-02-31 10:00:00""#);
         assert_eq!(read(TextClass::Text, Some("é\"".as_bytes())), r#""é\"""#);
         assert_eq!(read(TextClass::Text, None), "null");
         assert!(write_value(TextClass::Text, Some(&[0xff]), &mut Vec::new()).is_err());
@@ -998,6 +1134,7 @@ mod tests {
                 })
                 .collect(),
             foreign_keys: Vec::new(),
+            other_unique: false,
         };
         let records: Vec<Record> = (0..100)
             .map(|i| {
@@ -1007,7 +1144,11 @@ mod tests {
                 Record::from_fields(&Arc::from("contacts"), fields, "id", None).unwrap()
             })
             .collect();
-        let statements = insert_statements("c", &map, &records, false, 2000).unwrap();
+        let limits = |statement| Limits {
+            statement,
+            packet: 1 << 20,
+        };
+        let statements = insert_statements("c", &map, &records, false, limits(2000)).unwrap();
         assert!(statements.len() > 5);
         assert!(
             statements
@@ -1016,8 +1157,16 @@ mod tests {
         );
         let rows: usize = statements.iter().map(|s| s.matches("),(").count() + 1).sum();
         assert_eq!(rows, 100);
-        let inserts = insert_statements("c", &map, &records, true, 1 << 20).unwrap();
+        let inserts = insert_statements("c", &map, &records, true, limits(1 << 20)).unwrap();
         assert_eq!(inserts.len(), 1);
         assert!(!inserts[0].contains("DUPLICATE"));
+        // A row longer than the server's packet is refused, naming the record.
+        let tiny = Limits {
+            statement: 100,
+            packet: 150,
+        };
+        let e = insert_statements("c", &map, &records, false, tiny).unwrap_err();
+        assert_eq!(e.record.as_deref(), Some("0"));
+        assert!(e.message.contains("max_allowed_packet"), "{}", e.message);
     }
 }

@@ -79,7 +79,21 @@ async fn read_only(c: &MysqlConnector, run_id: &str, message: &str) -> Result<Va
         .fetch_one(c.pool())
         .await
         .map_err(err)?;
-    sqlx::query("SET GLOBAL read_only = ON").execute(c.pool()).await.map_err(err)?;
+    // Setting read_only waits for open transactions and table locks, and holds up new ones while
+    // it waits: give up after 10 s rather than stall the CRM.
+    let mut session = c.pool().acquire().await.map_err(err)?;
+    sqlx::raw_sql("SET SESSION lock_wait_timeout = 10")
+        .execute(&mut *session)
+        .await
+        .map_err(err)?;
+    let set = sqlx::raw_sql("SET GLOBAL read_only = ON").execute(&mut *session).await;
+    let _ = sqlx::raw_sql("SET SESSION lock_wait_timeout = DEFAULT")
+        .execute(&mut *session)
+        .await;
+    set.map_err(|e| {
+        my_error(c.name_str(), e)
+            .hint("a long transaction or a table lock held read_only off for 10 s: find it in SHOW PROCESSLIST, then freeze again")
+    })?;
     Ok(json!({"method": "read_only", "run": run_id, "prior": prior != 0, "message": message}))
 }
 
@@ -103,7 +117,7 @@ async fn held(c: &MysqlConnector, user: &str, host: &str) -> Result<Vec<(String,
     for schema in schemas {
         // A database grant may be a pattern (`crm\_%`): the stored name is what REVOKE takes.
         let sql = format!(
-            "SELECT TABLE_SCHEMA, PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND ? LIKE TABLE_SCHEMA AND {wanted}"
+            "SELECT TABLE_SCHEMA, PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND ? LIKE TABLE_SCHEMA ESCAPE CHAR(92) AND {wanted}"
         );
         for row in strings(c.pool(), &sql, &[&grantee, schema]).await? {
             add(
@@ -123,16 +137,64 @@ async fn held(c: &MysqlConnector, user: &str, host: &str) -> Result<Vec<(String,
     Ok(levels)
 }
 
+/// Whether `user@host` is an account of the server (from `mysql.user`).
+async fn account_exists(c: &MysqlConnector, user: &str, host: &str) -> Result<bool, ConnectorError> {
+    let rows = strings(c.pool(), "SELECT 1 FROM mysql.user WHERE User = ? AND Host = ?", &[user, host])
+        .await
+        .map_err(|e| my_error(c.name_str(), e).hint("the tool's account needs SELECT on mysql.user to check the accounts it freezes"))?;
+    Ok(!rows.is_empty())
+}
+
+/// Ends the open sessions of `accounts`' users (not the tool's own); fails when one is left.
+async fn end_sessions(c: &MysqlConnector, accounts: &[(String, String)]) -> Result<u64, ConnectorError> {
+    let err = |e: sqlx::Error| {
+        my_error(c.name_str(), e).hint("ending the accounts' sessions needs PROCESS and SUPER (MariaDB: CONNECTION ADMIN)")
+    };
+    let open = async |user: &str| -> Result<Vec<u64>, ConnectorError> {
+        let rows = strings(
+            c.pool(),
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()",
+            &[user],
+        )
+        .await
+        .map_err(err)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| r[0].as_deref().and_then(|id| id.parse().ok()))
+            .collect())
+    };
+    let mut ended = 0;
+    for (user, _) in accounts {
+        for id in open(user).await? {
+            // A session that ended by itself meanwhile is not an error.
+            if sqlx::raw_sql(AssertSqlSafe(format!("KILL CONNECTION {id}")))
+                .execute(c.pool())
+                .await
+                .is_ok()
+            {
+                ended += 1;
+            }
+        }
+        let left = open(user).await?;
+        if !left.is_empty() {
+            return Err(ConnectorError::new(
+                c.name_str(),
+                format!("{} open session(s) of `{user}` could not be ended (ids {left:?})", left.len()),
+            )
+            .hint("the tool's account needs SUPER (MariaDB: CONNECTION ADMIN) to end other accounts' sessions"));
+        }
+    }
+    Ok(ended)
+}
+
 async fn revoke(c: &MysqlConnector, run_id: &str) -> Result<Value, ConnectorError> {
     let err = |e: sqlx::Error| my_error(c.name_str(), e).hint("revoking needs an account with the GRANT OPTION (or root)");
     let accounts = accounts(c)?;
     // Every account is checked before anything is revoked.
     let mut plan = Vec::new();
     for (user, host) in &accounts {
-        let exists = strings(c.pool(), "SELECT 1 FROM mysql.user WHERE User = ? AND Host = ?", &[user, host])
-            .await
-            .map_err(err)?;
-        if exists.is_empty() {
+        let exists = account_exists(c, user, host).await?;
+        if !exists {
             return Err(ConnectorError::new(c.name_str(), format!("account `{user}@{host}` does not exist"))
                 .hint("fix `freeze.accounts` to name the application's accounts (USER@HOST, as in mysql.user)")
                 .bad_input());
@@ -163,27 +225,25 @@ async fn revoke(c: &MysqlConnector, run_id: &str) -> Result<Value, ConnectorErro
             done.push(json!({"account": format!("{user}@{host}"), "user": user, "host": host, "level": level, "privileges": privileges}));
         }
     }
-    // Open sessions keep database privileges they already checked: end them.
-    let mut ended = 0;
-    for (user, _) in &accounts {
-        let sessions = strings(
-            c.pool(),
-            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()",
-            &[user],
-        )
-        .await
-        .map_err(err)?;
-        for id in sessions.into_iter().filter_map(|r| r[0].clone()) {
-            if let Ok(id) = id.parse::<u64>()
-                && sqlx::raw_sql(AssertSqlSafe(format!("KILL CONNECTION {id}")))
-                    .execute(c.pool())
-                    .await
-                    .is_ok()
-            {
-                ended += 1;
-            }
+    // Open sessions keep database privileges they already checked: end them, or undo the
+    // revokes and fail (a freeze is whole or not at all).
+    let ended = match end_sessions(c, &accounts).await {
+        Ok(ended) => ended,
+        Err(e) => {
+            let undo = json!({"method": "revoke", "grants": done});
+            return Err(match regrant(c, &undo).await {
+                Ok(()) => e,
+                Err(again) => ConnectorError::new(
+                    c.name_str(),
+                    format!(
+                        "{}; putting back the grants revoked so far failed too: {}",
+                        e.message, again.message
+                    ),
+                )
+                .hint(format!("grant back by hand: {undo}")),
+            });
         }
-    }
+    };
     let names: Vec<String> = accounts.iter().map(|(u, h)| format!("{u}@{h}")).collect();
     Ok(json!({"method": "revoke", "run": run_id, "accounts": names, "grants": done, "sessions_ended": ended}))
 }
@@ -204,6 +264,18 @@ async fn regrant(c: &MysqlConnector, receipt: &Value) -> Result<(), ConnectorErr
         if privileges.is_empty() {
             continue;
         }
+        if !valid_level(level) {
+            return Err(ConnectorError::new(
+                c.name_str(),
+                format!("the receipt names a grant level `{level}` this tool does not write"),
+            )
+            .hint("the journal's receipt was changed; grant back by hand from `rollback runs show`"));
+        }
+        // An account dropped since the freeze is not made again (GRANT could create it).
+        if !account_exists(c, user, host).await? {
+            tracing::warn!("account `{user}@{host}` no longer exists; its grants are not given back");
+            continue;
+        }
         // The level comes from our own receipt, quoted when it was written.
         let sql = format!("GRANT {} ON {level} TO {}", privileges.join(", "), account_sql(user, host));
         sqlx::raw_sql(AssertSqlSafe(sql))
@@ -212,6 +284,30 @@ async fn regrant(c: &MysqlConnector, receipt: &Value) -> Result<(), ConnectorErr
             .map_err(|e| my_error(c.name_str(), e).hint("granting back needs an account with the GRANT OPTION (or root)"))?;
     }
     Ok(())
+}
+
+/// A grant level as [`held`] writes it: `*.*`, `` `db`.* `` or `` `db`.`table` `` (backquotes
+/// inside names doubled).
+fn valid_level(level: &str) -> bool {
+    fn identifier(text: &str) -> Option<&str> {
+        let mut rest = text.strip_prefix('`')?;
+        loop {
+            let end = rest.find('`')?;
+            if rest[end + 1..].starts_with('`') {
+                rest = &rest[end + 2..];
+            } else {
+                return Some(&rest[end + 1..]);
+            }
+        }
+    }
+    if level == "*.*" {
+        return true;
+    }
+    match identifier(level).and_then(|r| r.strip_prefix('.')) {
+        Some("*") => true,
+        Some(table) => identifier(table) == Some(""),
+        None => false,
+    }
 }
 
 /// Undoes exactly what the receipt's freeze did.
@@ -260,7 +356,7 @@ pub async fn write_probe(c: &MysqlConnector) -> Result<bool, ConnectorError> {
     let mut session = match sqlx::mysql::MySqlConnection::connect_with(&options).await {
         Ok(session) => session,
         // A revoke that leaves the account no privilege on the database refuses the login.
-        Err(e) if revoke && matches!(error_number(&e), Some(1044 | 1045)) => return Ok(false),
+        Err(e) if revoke && error_number(&e) == Some(1044) => return Ok(false),
         Err(e) => return Err(err(e).hint("`freeze.probe_url` must be an application account that can log in")),
     };
     let columns: Vec<String> = map.written().map(|c| quote(&c.name)).collect();
@@ -302,7 +398,7 @@ pub async fn privileges(c: &MysqlConnector, need: &str) -> Result<String, String
     let grantee = format!("'{user}'@'{host}'");
     let holds = async |privilege: &str, schema: &str, table: Option<&str>| -> Result<bool, String> {
         let sql = "SELECT CAST((SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ? AND PRIVILEGE_TYPE = ?) \
-             + (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND PRIVILEGE_TYPE = ? AND ? LIKE TABLE_SCHEMA) \
+             + (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND PRIVILEGE_TYPE = ? AND ? LIKE TABLE_SCHEMA ESCAPE CHAR(92)) \
              + (SELECT COUNT(*) FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = ? AND PRIVILEGE_TYPE = ? AND TABLE_SCHEMA = ? AND TABLE_NAME = ?) AS CHAR)";
         let table = table.unwrap_or("");
         let binds = [
@@ -336,22 +432,38 @@ pub async fn privileges(c: &MysqlConnector, need: &str) -> Result<String, String
     if need == "freeze" {
         match method(c).as_str() {
             "read_only" => {
-                let mut any = false;
-                for privilege in ["SUPER", "READ_ONLY ADMIN", "SYSTEM_VARIABLES_ADMIN"] {
-                    any |= holds(privilege, "", None).await?;
-                }
-                match any {
-                    true => held = "the right to set read_only".into(),
-                    false => missing.push("SUPER (MariaDB: READ_ONLY ADMIN) to set read_only".into()),
+                // The tool must set read_only and keep writing under it: MariaDB 10.11 asks
+                // READ_ONLY ADMIN for both, MySQL SUPER (or SYSTEM_VARIABLES_ADMIN to set it and
+                // CONNECTION_ADMIN to write under it).
+                let version: String = sqlx::query_scalar("SELECT VERSION()").fetch_one(c.pool()).await.map_err(failed)?;
+                let able = if version.contains("MariaDB") {
+                    holds("READ_ONLY ADMIN", "", None).await?
+                } else {
+                    holds("SUPER", "", None).await?
+                        || (holds("SYSTEM_VARIABLES_ADMIN", "", None).await? && holds("CONNECTION_ADMIN", "", None).await?)
+                };
+                match able {
+                    true => held = "the rights to set read_only and write under it".into(),
+                    false => missing.push("SUPER (MariaDB: READ_ONLY ADMIN) to set read_only and write under it".into()),
                 }
             }
             "revoke" => {
                 let sql = "SELECT CAST((SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ? AND IS_GRANTABLE = 'YES') \
-                     + (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND IS_GRANTABLE = 'YES' AND ? LIKE TABLE_SCHEMA) AS CHAR)";
+                     + (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND IS_GRANTABLE = 'YES' AND ? LIKE TABLE_SCHEMA ESCAPE CHAR(92)) AS CHAR)";
                 let rows = strings(c.pool(), sql, &[&grantee, &grantee, c.database()]).await.map_err(failed)?;
                 match rows.first().and_then(|r| r[0].as_deref()).is_some_and(|n| n != "0") {
-                    true => held = "the GRANT OPTION".into(),
+                    true => held = "the GRANT OPTION, PROCESS and the right to end sessions".into(),
                     false => missing.push("the GRANT OPTION (to revoke and grant back)".into()),
+                }
+                if !holds("PROCESS", "", None).await? {
+                    missing.push("PROCESS (to see the accounts' open sessions)".into());
+                }
+                let mut end = false;
+                for privilege in ["SUPER", "CONNECTION ADMIN", "CONNECTION_ADMIN"] {
+                    end |= holds(privilege, "", None).await?;
+                }
+                if !end {
+                    missing.push("SUPER (MariaDB: CONNECTION ADMIN) to end the accounts' open sessions".into());
                 }
                 if let Err(e) = accounts(c) {
                     missing.push(e.message.clone());
@@ -385,5 +497,15 @@ mod tests {
             Some(("me@example.com".into(), "localhost".into()))
         );
         assert_eq!(parse_account("@%"), None);
+    }
+
+    #[test]
+    fn levels_are_checked() {
+        for good in ["*.*", "`crm`.*", "`crm`.`contacts`", "`we``ird`.`t``x`", "`crm\\_%`.*"] {
+            assert!(valid_level(good), "{good}");
+        }
+        for bad in ["crm.*", "`crm`", "`crm`.`t`; DROP TABLE x", "`crm`.* TO x", "`crm`.`t` x", ""] {
+            assert!(!valid_level(bad), "{bad}");
+        }
     }
 }

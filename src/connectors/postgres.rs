@@ -885,15 +885,21 @@ impl Connector for PostgresConnector {
         text.as_deref().and_then(crate::record::parse_time)
     }
 
-    /// The next transaction id of the cluster less the ones the tool's own writes took: every
-    /// write from outside takes one, so an equal mark proves there was none in between. (Writes
-    /// in other databases of the cluster change it too, which only costs a full comparison.)
+    /// The cluster's transaction counter (one past the newest finished transaction id) less
+    /// the ids the tool's own writes took: every write from outside takes one, so an equal mark
+    /// proves there was none in between. Only when no transaction is in progress: one that took
+    /// its id before the mark and commits after it would move nothing. (Writes in other
+    /// databases of the cluster change it too, which only costs a full comparison.)
     async fn outside_writes_mark(&self) -> Option<i64> {
         use std::sync::atomic::Ordering::SeqCst;
-        let next: i64 = sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
-            .fetch_one(&self.pool)
-            .await
-            .ok()?;
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT CASE WHEN pg_snapshot_xmin(s) = pg_snapshot_xmax(s) THEN pg_snapshot_xmax(s)::text::bigint END \
+             FROM pg_current_snapshot() AS s",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .ok()?;
+        let next = next?;
         if self.xids_unknown.load(SeqCst) {
             return None;
         }

@@ -253,38 +253,44 @@ async fn upsert(
             .await;
         Ok(())
     };
-    while let Some(next) = decoded.recv().await {
-        let lines = next?;
-        let mut rest: &[u8] = &lines;
-        while !rest.is_empty() {
-            // Up to the lines that complete the batch.
-            let (mut end, mut count) = (rest.len(), 0);
-            for newline in memchr::memchr_iter(b'\n', rest) {
-                count += 1;
-                if pending_count + count == batch {
-                    end = newline + 1;
-                    break;
+    // The newest checkpoint is written also when a batch fails.
+    let written_all: Result<(), EngineError> = async {
+        while let Some(next) = decoded.recv().await {
+            let lines = next?;
+            let mut rest: &[u8] = &lines;
+            while !rest.is_empty() {
+                // Up to the lines that complete the batch.
+                let (mut end, mut count) = (rest.len(), 0);
+                for newline in memchr::memchr_iter(b'\n', rest) {
+                    count += 1;
+                    if pending_count + count == batch {
+                        end = newline + 1;
+                        break;
+                    }
+                }
+                let (part, tail) = rest.split_at(end);
+                rest = tail;
+                if pending_count + count < batch {
+                    pending.extend_from_slice(part);
+                    pending_count += count;
+                } else if pending.is_empty() {
+                    flush(part).await?;
+                } else {
+                    pending.extend_from_slice(part);
+                    flush(&pending).await?;
+                    pending.clear();
+                    pending_count = 0;
                 }
             }
-            let (part, tail) = rest.split_at(end);
-            rest = tail;
-            if pending_count + count < batch {
-                pending.extend_from_slice(part);
-                pending_count += count;
-            } else if pending.is_empty() {
-                flush(part).await?;
-            } else {
-                pending.extend_from_slice(part);
-                flush(&pending).await?;
-                pending.clear();
-                pending_count = 0;
-            }
         }
+        if !pending.is_empty() {
+            flush(&pending).await?;
+        }
+        Ok(())
     }
-    if !pending.is_empty() {
-        flush(&pending).await?;
-    }
+    .await;
     checkpoints.settle(ctx).await;
+    written_all?;
     bar.finish();
     Ok(written)
 }
