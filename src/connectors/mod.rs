@@ -209,6 +209,18 @@ impl EncodedPage {
 /// Pages of encoded records.
 pub type EncodedPages = BoxStream<'static, Result<EncodedPage, ConnectorError>>;
 
+/// Decodes a stream of encoded pages of `object` into record pages (for connectors whose
+/// `export` is their `export_encoded`, read back).
+pub fn decode_pages(pages: EncodedPages, object: &str, connector: &str) -> RecordPages {
+    use futures::StreamExt;
+    let (name, connector): (Arc<str>, String) = (object.into(), connector.to_string());
+    Box::pin(
+        pages.map(move |page| {
+            crate::store::chunk::decode_lines(&page?.lines, &name).map_err(|e| ConnectorError::new(&connector, e.message))
+        }),
+    )
+}
+
 /// Encodes a stream of record pages.
 pub fn encode_pages(pages: RecordPages) -> EncodedPages {
     use futures::StreamExt;

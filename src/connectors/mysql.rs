@@ -675,18 +675,20 @@ async fn read_table(
             );
         }
     }
-    // ON DUPLICATE KEY needs a unique index on exactly the id column.
-    let unique: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM (SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
-         AND NON_UNIQUE = 0 GROUP BY INDEX_NAME HAVING COUNT(*) = 1 AND MAX(COLUMN_NAME) = ?) AS keys_on_id",
+    // ON DUPLICATE KEY needs a unique index on exactly the id column; other unique keys make
+    // writes match rows by id alone.
+    let (on_id, others): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(on_id), 0) AS SIGNED), CAST(COALESCE(SUM(NOT on_id), 0) AS SIGNED) FROM \
+         (SELECT INDEX_NAME, COUNT(*) = 1 AND MAX(COLUMN_NAME) = ? AS on_id FROM information_schema.STATISTICS \
+          WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 GROUP BY INDEX_NAME) AS unique_keys",
     )
+    .bind(&id)
     .bind(schema)
     .bind(table)
-    .bind(&id)
     .fetch_one(pool)
     .await
     .map_err(err)?;
-    if unique == 0 {
+    if on_id == 0 {
         return Err(ConnectorError::new(
             name,
             format!("column `{id}` of table `{schema}.{table}` is not the primary key or unique"),
@@ -694,16 +696,6 @@ async fn read_table(
         .object(object)
         .hint("set `id:` on the object to the table's primary-key column (restores match records on it)"));
     }
-    let others: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM (SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
-         AND NON_UNIQUE = 0 GROUP BY INDEX_NAME HAVING NOT (COUNT(*) = 1 AND MAX(COLUMN_NAME) = ?)) AS other_keys",
-    )
-    .bind(schema)
-    .bind(table)
-    .bind(&id)
-    .fetch_one(pool)
-    .await
-    .map_err(err)?;
     let keys = sqlx::query(
         "SELECT CAST(GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) AS CHAR) AS columns, \
          CAST(REFERENCED_TABLE_NAME AS CHAR) AS parent, CAST(REFERENCED_TABLE_SCHEMA AS CHAR) AS parent_schema, \
@@ -966,12 +958,7 @@ impl Connector for MysqlConnector {
     }
 
     fn export(&self, object: &str, since: Option<DateTime<Utc>>) -> RecordPages {
-        let name: Arc<str> = object.into();
-        let connector = self.name.clone();
-        Box::pin(self.export_encoded(object, since).map(move |page| {
-            let page = page?;
-            crate::store::chunk::decode_lines(&page.lines, &name).map_err(|e| ConnectorError::new(&connector, e.message))
-        }))
+        super::decode_pages(self.export_encoded(object, since), object, &self.name)
     }
 
     fn export_encoded(&self, object: &str, since: Option<DateTime<Utc>>) -> EncodedPages {

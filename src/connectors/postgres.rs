@@ -907,12 +907,7 @@ impl Connector for PostgresConnector {
     }
 
     fn export(&self, object: &str, since: Option<DateTime<Utc>>) -> RecordPages {
-        let name: Arc<str> = object.into();
-        let connector = self.name.clone();
-        Box::pin(self.export_encoded(object, since).map(move |page| {
-            let page = page?;
-            crate::store::chunk::decode_lines(&page.lines, &name).map_err(|e| ConnectorError::new(&connector, e.message))
-        }))
+        super::decode_pages(self.export_encoded(object, since), object, &self.name)
     }
 
     fn export_encoded(&self, object: &str, since: Option<DateTime<Utc>>) -> EncodedPages {
