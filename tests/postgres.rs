@@ -33,6 +33,7 @@ fn playbook(url: &str, freeze: &str) -> String {
     format!(
         "version: 1
 name: pg
+cutover: 2026-01-01T00:00:00Z
 store: {{ path: .rollback }}
 connectors:
   legacy:
@@ -52,6 +53,8 @@ phases:
     - freeze: {{ connector: legacy }}
   unfreeze:
     - unfreeze: {{ connector: legacy }}
+  delta:
+    - export_delta: {{ from: legacy, since: last }}
 "
     )
 }
@@ -322,4 +325,23 @@ fn few_writes_are_reread_unless_someone_else_wrote() {
         .says("still differs from snapshot")
         .says("1 changed");
     assert_eq!(proof(&s), "", "a failed step has no proof");
+}
+
+/// A soft delete is a deletion in a delta, counted once: the next delta finds nothing new.
+#[test]
+fn soft_deletes_count_once_in_deltas() {
+    let server = PgServer::start();
+    let url = crm(&server);
+    let s = Sandbox::empty();
+    s.write("rollback.yaml", &playbook(&url, "{ method: read_only }"));
+    s.run(&["execute", "--phase", "backup"]).ok();
+    server.psql(
+        "crm",
+        "UPDATE contacts SET deleted = true WHERE first_name = 'n7'; UPDATE contacts SET notes = 'x' WHERE first_name = 'n8'",
+    );
+    s.run(&["execute", "--phase", "delta"]).ok().says("contacts +0 ~1 -1");
+    s.run(&["execute", "--phase", "delta"]).ok().says("contacts +0 ~0 -0");
+    server.psql("crm", "UPDATE contacts SET deleted = false WHERE first_name = 'n7'");
+    s.run(&["execute", "--phase", "delta"]).ok().says("contacts +0 ~1 -0");
+    s.run(&["execute", "--phase", "delta"]).ok().says("contacts +0 ~0 -0");
 }

@@ -47,7 +47,9 @@ fn baseline(ctx: &Context, connector: &str, object: &str) -> Result<Option<HashM
         }
         for chunk in ctx.store.read_records(&delta, object) {
             for record in chunk? {
-                if record.deleted {
+                // A record gone from the connector is a tombstone without fields; one the CRM
+                // holds as deleted (a soft delete) is still there, flag and all.
+                if record.deleted && record.fields.is_empty() {
                     ids.remove(&record.id);
                 } else {
                     let hash = record.hash();
@@ -132,8 +134,10 @@ pub async fn plan(ctx: &Context, args: &ExportDeltaArgs) -> Result<DeltaPlan, En
             let mut gone: Vec<&String> = base.keys().filter(|id| !seen.contains(*id)).collect();
             gone.sort();
             counts.created = kept.iter().filter(|r| !base.contains_key(&r.id)).count() as u64;
-            counts.changed = kept.len() as u64 - counts.created;
-            counts.deleted = gone.len() as u64;
+            // A record the CRM now holds as deleted (a soft delete) counts as deleted.
+            let soft_deleted = kept.iter().filter(|r| r.deleted && base.contains_key(&r.id)).count() as u64;
+            counts.changed = kept.len() as u64 - counts.created - soft_deleted;
+            counts.deleted = gone.len() as u64 + soft_deleted;
             bookmark = kept.iter().filter_map(|r| r.modified_at).fold(bookmark, DateTime::max);
             kept.extend(gone.into_iter().map(|id| Record {
                 object: name.clone(),
