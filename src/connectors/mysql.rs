@@ -24,6 +24,7 @@ use sqlx::{AssertSqlSafe, Executor, Row};
 
 use super::postgres::flag_set;
 use super::sql_text::{self, TextClass};
+use super::sqlite::scan_parts;
 use super::sqlite_encode::RowEncoder;
 use super::{ApplyMode, ApplyOutcome, Capabilities, Connector, ConnectorError, EncodedPage, EncodedPages, PAGE_SIZE, RecordPages};
 use crate::playbook::model::FreezeSpec;
@@ -321,45 +322,133 @@ impl MysqlConnector {
                 }
                 None => selects.push(conditions),
             }
-            let (rows_tx, rows_rx) = tokio::sync::mpsc::channel::<Vec<MySqlRow>>(4);
-            let encoder = {
-                let (name, map, tx) = (name.clone(), map.clone(), tx.clone());
-                tokio::task::spawn_blocking(move || encode_rows(&name, &map, lines, rows_rx, &tx))
-            };
-            'selects: for conditions in selects {
-                let filter = if conditions.is_empty() {
-                    String::new()
-                } else {
-                    format!(" WHERE {}", conditions.join(" AND "))
+            let selects: Vec<String> = selects
+                .into_iter()
+                .map(|conditions| {
+                    let filter = if conditions.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" WHERE {}", conditions.join(" AND "))
+                    };
+                    format!("SELECT {} FROM {}{filter}", map.select_list(), map.qualified)
+                })
+                .collect();
+            if only.is_none() {
+                // A whole table with an integer key: key ranges read at once, a connection each.
+                let ranges = match key_ranges(&pool, &map, scan_parts()).await {
+                    Ok(ranges) => ranges,
+                    Err(e) => return drop(tx.send(Err(my_error(&name, e).object(&map.object))).await),
                 };
-                let sql = format!("SELECT {} FROM {}{filter}", map.select_list(), map.qualified);
-                // The text protocol: every value arrives as the server prints it.
-                let mut rows = sqlx::raw_sql(AssertSqlSafe(sql)).fetch(&pool);
-                let mut batch = Vec::with_capacity(256);
-                loop {
-                    match rows.next().await {
-                        Some(Ok(row)) => {
-                            batch.push(row);
-                            if batch.len() >= 256 && rows_tx.send(std::mem::take(&mut batch)).await.is_err() {
-                                break 'selects;
-                            }
-                        }
-                        Some(Err(e)) => {
-                            let _ = tx.send(Err(my_error(&name, e).object(&map.object))).await;
-                            break 'selects;
-                        }
-                        None => break,
+                if ranges.len() > 1 {
+                    let base = &selects[0];
+                    let glue = if base.contains(" WHERE ") { " AND " } else { " WHERE " };
+                    let scans: Vec<_> = ranges
+                        .into_iter()
+                        .map(|range| {
+                            let sql = format!("{base}{glue}{range}");
+                            tokio::spawn(stream_selects(
+                                name.clone(),
+                                pool.clone(),
+                                map.clone(),
+                                vec![sql],
+                                lines,
+                                tx.clone(),
+                            ))
+                        })
+                        .collect();
+                    for scan in scans {
+                        let _ = scan.await;
                     }
-                }
-                if !batch.is_empty() && rows_tx.send(batch).await.is_err() {
-                    break;
+                    return;
                 }
             }
-            drop(rows_tx);
-            let _ = encoder.await;
+            stream_selects(name, pool, map, selects, lines, tx).await;
         });
         super::pages_from_channel(rx)
     }
+}
+
+/// `id` conditions that split a table with an integer key into `parts` ranges of the key; the
+/// first and last are open, so rows added meanwhile are read too. One range (no condition) for
+/// small tables and other keys.
+async fn key_ranges(pool: &MySqlPool, map: &MyTable, parts: usize) -> Result<Vec<String>, sqlx::Error> {
+    let integer = map.columns.iter().any(|c| c.name == map.id && c.class == TextClass::Integer);
+    if !integer || parts < 2 {
+        return Ok(vec![String::new()]);
+    }
+    let rows: Option<u64> =
+        sqlx::query_scalar("SELECT CAST(TABLE_ROWS AS UNSIGNED) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?")
+            .bind(&map.schema)
+            .bind(&map.table)
+            .fetch_optional(pool)
+            .await?
+            .flatten();
+    if rows.unwrap_or(0) < 50_000 {
+        return Ok(vec![String::new()]);
+    }
+    let id = quote(&map.id);
+    let (low, high): (Option<String>, Option<String>) = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT CAST(MIN({id}) AS CHAR), CAST(MAX({id}) AS CHAR) FROM {}",
+        map.qualified
+    )))
+    .fetch_one(pool)
+    .await?;
+    let (Some(low), Some(high)) = (low.and_then(|v| v.parse::<i128>().ok()), high.and_then(|v| v.parse::<i128>().ok())) else {
+        return Ok(vec![String::new()]);
+    };
+    let step = (high - low + 1) / parts as i128;
+    if step < 1 {
+        return Ok(vec![String::new()]);
+    }
+    let bound = |i: usize| low + step * i as i128;
+    Ok((0..parts)
+        .map(|i| match i {
+            0 => format!("{id} < {}", bound(1)),
+            i if i + 1 == parts => format!("{id} >= {}", bound(i)),
+            i => format!("{id} >= {} AND {id} < {}", bound(i), bound(i + 1)),
+        })
+        .collect())
+}
+
+/// Streams the rows of `selects`, one after the other, through one encoder thread.
+async fn stream_selects(
+    name: String,
+    pool: MySqlPool,
+    map: Arc<MyTable>,
+    selects: Vec<String>,
+    lines: bool,
+    tx: tokio::sync::mpsc::Sender<Result<EncodedPage, ConnectorError>>,
+) {
+    let (rows_tx, rows_rx) = tokio::sync::mpsc::channel::<Vec<MySqlRow>>(4);
+    let encoder = {
+        let (name, map, tx) = (name.clone(), map.clone(), tx.clone());
+        tokio::task::spawn_blocking(move || encode_rows(&name, &map, lines, rows_rx, &tx))
+    };
+    'selects: for sql in selects {
+        // The text protocol: every value arrives as the server prints it.
+        let mut rows = sqlx::raw_sql(AssertSqlSafe(sql)).fetch(&pool);
+        let mut batch = Vec::with_capacity(256);
+        loop {
+            match rows.next().await {
+                Some(Ok(row)) => {
+                    batch.push(row);
+                    if batch.len() >= 256 && rows_tx.send(std::mem::take(&mut batch)).await.is_err() {
+                        break 'selects;
+                    }
+                }
+                Some(Err(e)) => {
+                    let _ = tx.send(Err(my_error(&name, e).object(&map.object))).await;
+                    break 'selects;
+                }
+                None => break,
+            }
+        }
+        if !batch.is_empty() && rows_tx.send(batch).await.is_err() {
+            break;
+        }
+    }
+    drop(rows_tx);
+    let _ = encoder.await;
 }
 
 /// Turns batches of rows into pages of chunk lines (see [`MysqlConnector::scan`]).
