@@ -394,3 +394,31 @@ fn awkward_values_and_keys_round_trip() {
     s.run(&["execute", "--phase", "restore"]).ok().says("people +1 ~0 -0");
     assert_eq!(server.sql("crm", rows), before);
 }
+
+/// A server that refuses the connection, or the password, is reported at once with the reason
+/// and a hint (the connection pool alone would wait out its timeout and report only that).
+#[test]
+fn unreachable_server_and_bad_password_fail_at_once() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let s = Sandbox::empty();
+    s.write(
+        "rollback.yaml",
+        &playbook(&format!("mysql://root@127.0.0.1:{port}/crm"), "{ method: read_only }"),
+    );
+    let started = std::time::Instant::now();
+    s.run(&["execute", "--phase", "backup"])
+        .exits(1)
+        .says("Connection refused")
+        .says("hint: is the server up");
+    assert!(started.elapsed().as_secs() < 10, "no wait for a pool timeout");
+    let server = MariaServer::start();
+    server.sql("mysql", "CREATE DATABASE crm");
+    s.write(
+        "rollback.yaml",
+        &playbook(&server.url_as("root", "wrong", "crm"), "{ method: read_only }"),
+    );
+    s.run(&["execute", "--phase", "backup"])
+        .exits(1)
+        .says("Access denied")
+        .says("check the `url`");
+}

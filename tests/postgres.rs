@@ -345,3 +345,21 @@ fn soft_deletes_count_once_in_deltas() {
     s.run(&["execute", "--phase", "delta"]).ok().says("contacts +0 ~1 -0");
     s.run(&["execute", "--phase", "delta"]).ok().says("contacts +0 ~0 -0");
 }
+
+/// A server that refuses the connection is reported at once with the reason and a hint (the
+/// connection pool alone would wait out its timeout and report only that).
+#[test]
+fn unreachable_server_fails_at_once() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let s = Sandbox::empty();
+    s.write(
+        "rollback.yaml",
+        &playbook(&format!("postgres://postgres@127.0.0.1:{port}/crm"), "{ method: read_only }"),
+    );
+    let started = std::time::Instant::now();
+    s.run(&["execute", "--phase", "backup"])
+        .exits(1)
+        .says("Connection refused")
+        .says("hint: is the server up");
+    assert!(started.elapsed().as_secs() < 10, "no wait for a pool timeout");
+}

@@ -127,7 +127,9 @@ pub(crate) fn my_error(connector: &str, e: sqlx::Error) -> ConnectorError {
     // 1205 lock wait timeout, 1213 deadlock.
     let retryable = matches!(&e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut) || matches!(error_number(&e), Some(1205 | 1213));
     let message = e.to_string();
-    let hint = if message.contains("command denied") || message.contains("Access denied") {
+    let hint = if error_number(&e) == Some(1045) {
+        Some("the server refused the user or password: check the `url` (a secret belongs in ${env:NAME})")
+    } else if message.contains("command denied") || message.contains("Access denied") {
         Some("the connector's account lacks a privilege this step needs; grant it, or connect as the tables' owner")
     } else if message.contains("foreign key constraint fails") {
         Some("a foreign key is missing its parent (or still has children): restore the parent object too, or set `order:` on the step")
@@ -214,6 +216,12 @@ impl MysqlConnector {
         let options = connect_options(config, config.spec.url.as_deref().unwrap_or_default())?;
         // Dry runs and plans read in read-only transactions.
         let read_only = config.read_only;
+        super::first_connection(
+            name,
+            <sqlx::mysql::MySqlConnection as sqlx::Connection>::connect_with(&options),
+            my_error,
+        )
+        .await?;
         let pool = MySqlPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(std::time::Duration::from_secs(30))
