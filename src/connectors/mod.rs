@@ -375,17 +375,14 @@ pub fn resolve_path(config: &ConnectorConfig) -> Result<(std::path::PathBuf, Str
 /// Opens one connection to a database server before its pool: the pool would retry a refused
 /// or unanswered connection until its timeout and then report only that it timed out. The real
 /// reason (refused, unknown host, bad password, TLS) comes back at once; no answer in 15 s is
-/// an error of its own.
+/// an error of its own. The caller tries its session settings on it, then closes it.
 pub async fn first_connection<C: sqlx::Connection>(
     connector: &str,
     connect: impl std::future::Future<Output = Result<C, sqlx::Error>>,
     error: fn(&str, sqlx::Error) -> ConnectorError,
-) -> Result<(), ConnectorError> {
+) -> Result<C, ConnectorError> {
     match tokio::time::timeout(std::time::Duration::from_secs(15), connect).await {
-        Ok(Ok(connection)) => {
-            let _ = connection.close().await;
-            Ok(())
-        }
+        Ok(Ok(connection)) => Ok(connection),
         Ok(Err(e)) => Err(error(connector, e)),
         Err(_) => Err(ConnectorError::new(connector, "the server did not answer within 15 s")
             .hint("is the server up, and are the `url`'s host and port right (and open to this machine)?")

@@ -216,12 +216,18 @@ impl MysqlConnector {
         let options = connect_options(config, config.spec.url.as_deref().unwrap_or_default())?;
         // Dry runs and plans read in read-only transactions.
         let read_only = config.read_only;
-        super::first_connection(
+        let mut first = super::first_connection(
             name,
             <sqlx::mysql::MySqlConnection as sqlx::Connection>::connect_with(&options),
             my_error,
         )
         .await?;
+        // The pool's sessions set these on connect; a server that refuses them says why here.
+        first.execute(sqlx::raw_sql(SESSION)).await.map_err(|e| {
+            my_error(name, e)
+                .hint("the server refused the tool's session settings (sql_mode, timeouts): is it MySQL 5.7+ or MariaDB 10.3+?")
+        })?;
+        let _ = sqlx::Connection::close(first).await;
         let pool = MySqlPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(std::time::Duration::from_secs(30))

@@ -187,12 +187,13 @@ impl PostgresConnector {
             ("extra_float_digits", "1"),
             ("default_transaction_read_only", if config.read_only { "on" } else { "off" }),
         ]);
-        super::first_connection(
+        let first = super::first_connection(
             name,
             <sqlx::postgres::PgConnection as sqlx::Connection>::connect_with(&options),
             pg_error,
         )
         .await?;
+        let _ = sqlx::Connection::close(first).await;
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(std::time::Duration::from_secs(30))
