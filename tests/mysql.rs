@@ -422,3 +422,36 @@ fn unreachable_server_and_bad_password_fail_at_once() {
         .says("Access denied")
         .says("check the `url`");
 }
+
+/// On MariaDB with a binary log, the GTID sequence less the tool's own commits is the
+/// outside-writes mark: the tool's writes leave it as it was, another session's write moves it.
+/// So a restore of few records proves itself by re-reading them.
+#[tokio::test(flavor = "multi_thread")]
+async fn binlog_gtids_mark_outside_writes() {
+    use rollback::connectors::{self, ApplyMode};
+    let server = MariaServer::start_with(&["--innodb-buffer-pool-size=128M", "--log-bin=binlog", "--server-id=1"]);
+    let url = crm(&server);
+    let s = Sandbox::empty();
+    s.write("rollback.yaml", &playbook(&url, "{ method: read_only }"));
+    let playbook = rollback::playbook::Playbook::load(&s.path("rollback.yaml"), None).unwrap();
+    let legacy = connectors::build(playbook.connector("legacy").unwrap()).await.unwrap();
+    let before = legacy.outside_writes_mark().await.expect("a mark with a binary log");
+    let mut companies = Vec::new();
+    let mut pages = legacy.export("companies", None);
+    while let Some(page) = futures::StreamExt::next(&mut pages).await {
+        companies.extend(page.unwrap());
+    }
+    legacy.apply("companies", &companies[..3], ApplyMode::Upsert).await.unwrap();
+    legacy.delete("companies", &["999".to_string()]).await.unwrap();
+    assert_eq!(legacy.outside_writes_mark().await, Some(before), "the tool's own writes");
+    server.sql("crm", "UPDATE contacts SET notes = 'outside' WHERE first_name = 'n5'");
+    assert_ne!(legacy.outside_writes_mark().await, Some(before), "another session's write");
+
+    s.run(&["execute", "--phase", "backup"]).ok();
+    server.sql("crm", "UPDATE companies SET name = 'renamed' WHERE id = 3");
+    s.run(&["execute", "--phase", "restore"]).ok().says("companies +0 ~1 -0");
+    let run = s.run(&["runs", "show", "latest", "--format", "json"]).ok();
+    let run: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let proof = run["steps"][0]["detail"]["proof"].as_str().unwrap().to_string();
+    assert!(proof.starts_with("re-read"), "{proof}");
+}

@@ -158,6 +158,12 @@ pub struct MysqlConnector {
     statement_bytes: usize,
     /// The server's `max_allowed_packet`: no statement, even of one row, may exceed it.
     packet: usize,
+    /// A MariaDB server writing a binary log: its GTID sequence counts committed writes.
+    binlog_gtids: bool,
+    /// Binary log GTIDs the tool's own commits took (see [`Connector::outside_writes_mark`]).
+    own_gtids: std::sync::atomic::AtomicI64,
+    /// A commit whose GTID could not be told: no mark can be trusted any more.
+    gtids_unknown: std::sync::atomic::AtomicBool,
 }
 
 /// The connection options of a URL (secrets resolved) and the `tls` keys of `config`.
@@ -252,6 +258,11 @@ impl MysqlConnector {
             .try_get::<u64, _>("packet")
             .or_else(|_| row.try_get::<i64, _>("packet").map(|p| p as u64))
             .unwrap_or(16 << 20);
+        let binlog_gtids: bool =
+            sqlx::query_scalar("SELECT VERSION() LIKE '%MariaDB%' AND @@GLOBAL.log_bin = 1 AND @@GLOBAL.gtid_binlog_pos IS NOT NULL")
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(false);
         let Some(database) = database else {
             return Err(ConnectorError::new(name, "the `url` names no database")
                 .hint("end the url with the CRM's database: mysql://USER@HOST:3306/DATABASE")
@@ -273,6 +284,9 @@ impl MysqlConnector {
             config: config.clone(),
             statement_bytes: STATEMENT_BYTES.min(packet as usize / 2).max(64 * 1024),
             packet: packet as usize,
+            binlog_gtids,
+            own_gtids: Default::default(),
+            gtids_unknown: Default::default(),
         })
     }
 
@@ -837,6 +851,39 @@ async fn read_table(
 }
 
 impl MysqlConnector {
+    /// A session for one write transaction, with its last binary log GTID before it.
+    async fn session(&self) -> Result<(sqlx::pool::PoolConnection<sqlx::MySql>, Option<String>), sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        let before = self.last_gtid(&mut conn).await;
+        Ok((conn, before))
+    }
+
+    async fn last_gtid(&self, conn: &mut sqlx::MySqlConnection) -> Option<String> {
+        if !self.binlog_gtids {
+            return None;
+        }
+        sqlx::query_scalar::<_, Option<String>>("SELECT CAST(@@SESSION.last_gtid AS CHAR)")
+            .fetch_one(conn)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Counts the GTID the commit just made on `conn` took, if it took one.
+    async fn count_commit(&self, conn: &mut sqlx::MySqlConnection, before: Option<String>) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.binlog_gtids {
+            return;
+        }
+        match (before, self.last_gtid(conn).await) {
+            (_, None) => self.gtids_unknown.store(true, SeqCst),
+            (before, Some(after)) if before.as_deref() != Some(after.as_str()) => {
+                self.own_gtids.fetch_add(1, SeqCst);
+            }
+            _ => {}
+        }
+    }
+
     /// Writes a batch of records in one transaction: inserted when the table holds none of them
     /// (a duplicate fails the batch), else upserted.
     async fn write(&self, map: &MyTable, statements: Vec<String>, records: usize) -> Result<ApplyOutcome, ConnectorError> {
@@ -847,11 +894,13 @@ impl MysqlConnector {
                 id_map: Vec::new(),
             });
         }
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let (mut conn, before) = self.session().await.map_err(err)?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(err)?;
         for sql in statements {
             sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await.map_err(err)?;
         }
         tx.commit().await.map_err(err)?;
+        self.count_commit(&mut conn, before).await;
         Ok(ApplyOutcome {
             written: records as u64,
             id_map: Vec::new(),
@@ -877,37 +926,50 @@ impl MysqlConnector {
             each_insert_statement(&name, &built, &records, insert, limits, |sql| statements.blocking_send(sql).is_ok())?;
             Ok::<_, ConnectorError>(Ok(records.len()))
         });
-        let mut tx = None;
-        let mut failed = None;
-        while let Some(sql) = ready.recv().await {
-            if tx.is_none() {
-                match self.pool.begin().await {
-                    Ok(t) => tx = Some(t),
+        let (mut conn, before) = self.session().await.map_err(err)?;
+        // The transaction lives in this block, so the session is free again for counting.
+        let (records, committed) = {
+            let mut failed = None;
+            // Begun with the first statement: a batch with none writes nothing.
+            let mut next = ready.recv().await;
+            let mut tx = match next {
+                Some(_) => match sqlx::Connection::begin(&mut *conn).await {
+                    Ok(t) => Some(t),
                     Err(e) => {
                         failed = Some(err(e));
-                        break;
+                        next = None;
+                        None
                     }
+                },
+                None => None,
+            };
+            while let (Some(sql), Some(open)) = (next.take(), tx.as_mut()) {
+                if let Err(e) = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut **open).await {
+                    failed = Some(err(e));
+                    break;
+                }
+                next = ready.recv().await;
+            }
+            // A failed write drops the receiver, which stops the builder; the transaction rolls back.
+            drop(ready);
+            let records = builder.await.map_err(|e| ConnectorError::new(&self.name, e.to_string()))?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            match records? {
+                Ok(n) => match tx {
+                    Some(tx) => (n, tx.commit().await.map(|_| true).map_err(err)?),
+                    None => (n, false),
+                },
+                // A table with other unique keys: matched by id alone, row by row.
+                Err(records) => {
+                    drop(tx);
+                    return self.upsert_by_id(&map, &records).await;
                 }
             }
-            let conn = tx.as_mut().expect("begun above");
-            if let Err(e) = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut **conn).await {
-                failed = Some(err(e));
-                break;
-            }
-        }
-        // A failed write drops the receiver, which stops the builder; the transaction rolls back.
-        drop(ready);
-        let records = builder.await.map_err(|e| ConnectorError::new(&self.name, e.to_string()))?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        let records = match records? {
-            Ok(n) => n,
-            // A table with other unique keys: matched by id alone, row by row.
-            Err(records) => return self.upsert_by_id(&map, &records).await,
         };
-        if let Some(tx) = tx {
-            tx.commit().await.map_err(err)?;
+        if committed {
+            self.count_commit(&mut conn, before).await;
         }
         Ok(ApplyOutcome {
             written: records as u64,
@@ -921,7 +983,8 @@ impl MysqlConnector {
     /// key fails the batch instead of overwriting another record.
     async fn upsert_by_id(&self, map: &MyTable, records: &[Record]) -> Result<ApplyOutcome, ConnectorError> {
         let err = |e: sqlx::Error| my_error(&self.name, e).object(&map.object);
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let (mut conn, before) = self.session().await.map_err(err)?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(err)?;
         let mut held = std::collections::HashSet::new();
         for part in records.chunks(5000) {
             let list: Vec<String> = part.iter().map(|r| literal(&r.id)).collect();
@@ -965,6 +1028,7 @@ impl MysqlConnector {
             sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await.map_err(err)?;
         }
         tx.commit().await.map_err(err)?;
+        self.count_commit(&mut conn, before).await;
         Ok(ApplyOutcome {
             written: records.len() as u64,
             id_map: Vec::new(),
@@ -1060,6 +1124,27 @@ impl Connector for MysqlConnector {
         text.as_deref().and_then(parse_time)
     }
 
+    /// On a MariaDB server with a binary log: the sum of the GTID sequence numbers of its
+    /// binary log position less the GTIDs the tool's own commits took. Every committed write
+    /// takes a GTID when it commits, so an equal mark proves nobody else committed a write in
+    /// between (writes of sessions that turned `sql_log_bin` off are the exception; writes to
+    /// other tables only cost a full comparison). `None` elsewhere: MySQL, no binary log.
+    async fn outside_writes_mark(&self) -> Option<i64> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.binlog_gtids || self.gtids_unknown.load(SeqCst) {
+            return None;
+        }
+        let position: String = sqlx::query_scalar("SELECT CAST(@@GLOBAL.gtid_binlog_pos AS CHAR)")
+            .fetch_one(&self.pool)
+            .await
+            .ok()?;
+        let mut sum: i64 = 0;
+        for gtid in position.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+            sum += gtid.rsplit('-').next()?.parse::<i64>().ok()?;
+        }
+        Some(sum - self.own_gtids.load(SeqCst))
+    }
+
     fn export(&self, object: &str, since: Option<DateTime<Utc>>) -> RecordPages {
         super::decode_pages(self.export_encoded(object, since), object, &self.name)
     }
@@ -1096,7 +1181,8 @@ impl Connector for MysqlConnector {
     async fn delete(&self, object: &str, ids: &[String]) -> Result<u64, ConnectorError> {
         let map = self.table(object)?;
         let err = |e: sqlx::Error| my_error(&self.name, e).object(object);
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let (mut conn, before) = self.session().await.map_err(err)?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(err)?;
         let mut deleted = 0;
         for part in ids.chunks(5000) {
             let list: Vec<String> = part.iter().map(|id| literal(id)).collect();
@@ -1108,6 +1194,7 @@ impl Connector for MysqlConnector {
                 .rows_affected();
         }
         tx.commit().await.map_err(err)?;
+        self.count_commit(&mut conn, before).await;
         Ok(deleted)
     }
 
