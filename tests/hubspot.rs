@@ -260,7 +260,7 @@ async fn user_role_freeze_and_unfreeze() {
     let admin = users.iter().find(|u| u.3).unwrap().1.clone();
     let plain: Vec<&String> = users.iter().filter(|u| !u.3).map(|u| &u.0).collect();
     assert!(plain.len() >= 4);
-    // Prior roles to give back: a super admin role, read only already, and none at all.
+    // Prior roles to give back: a super admin role and read only already; and a user with none.
     server
         .call(
             "PUT",
@@ -295,13 +295,23 @@ async fn user_role_freeze_and_unfreeze() {
         .says("no role `Read onlee`")
         .says("`Read only` (100003)");
 
+    // A user without a role holds permissions of their own, which a role would replace.
+    let roleless = prior.iter().find(|u| u.0 == *plain[2]).unwrap().1.clone();
     let freeze = format!("{{ method: user_role, read_only_role: Read only, exclude_users: [{admin}] }}");
+    s.write("rollback.yaml", &playbook(&server.base, &freeze));
+    s.run(&["execute", "--phase", "freeze"])
+        .exits(1)
+        .says(&format!("`{roleless}` has no role"))
+        .says("hint: give them a role in HubSpot first, or list them in `exclude_users`");
+    assert_eq!(roles(&server).await, prior, "nothing changed");
+
+    let freeze = format!("{{ method: user_role, read_only_role: Read only, exclude_users: [{admin}, {roleless}] }}");
     s.write("rollback.yaml", &playbook(&server.base, &freeze));
     s.run(&["execute", "--phase", "freeze"])
         .ok()
         .says("frozen (user_role); a user write is refused");
-    for (id, _, role, admin) in roles(&server).await {
-        if !admin {
+    for (id, email, role, admin) in roles(&server).await {
+        if !admin && email != roleless {
             assert_eq!(role.as_deref(), Some("100003"), "user {id}");
         }
     }

@@ -146,8 +146,28 @@ pub(super) async fn freeze(s: &Shared, spec: Option<&FreezeSpec>, run_id: &str) 
             "list them in `exclude_users` (they stay able to write), or take away their super admin rights in HubSpot",
         ));
     }
+    // A user without a role holds permissions of their own, which a role change would lose.
+    let roleless: Vec<String> = users
+        .iter()
+        .filter(|u| u.role.is_none())
+        .map(|u| format!("`{}`", u.email))
+        .collect();
+    if !roleless.is_empty() {
+        return Err(bad(
+            &s.name,
+            format!(
+                "{} {} no role (permissions of their own, which moving them to a role would lose); nothing was changed",
+                roleless.join(", "),
+                if roleless.len() == 1 { "has" } else { "have" }
+            ),
+            "give them a role in HubSpot first, or list them in `exclude_users`",
+        ));
+    }
     let mut moved: Vec<Value> = Vec::new();
     for user in users.iter().filter(|u| u.role.as_deref() != Some(role_id.as_str())) {
+        // In the list before the call: a change HubSpot made whose answer was lost is undone too
+        // (giving a user back the role they hold is harmless).
+        moved.push(json!({"id": user.id, "email": user.email, "role_id": user.role}));
         if let Err(e) = s
             .api
             .put(&format!("/settings/v3/users/{}", user.id), &json!({"roleId": role_id}))
@@ -155,12 +175,19 @@ pub(super) async fn freeze(s: &Shared, spec: Option<&FreezeSpec>, run_id: &str) 
         {
             // Half a freeze helps nobody: put back the roles changed so far.
             let undo = json!({"method": "user_role", "users": moved});
-            if let Err(undo_error) = unfreeze(s, &undo).await {
-                tracing::error!(connector = %s.name, "could not undo a partial freeze: {undo_error}");
-            }
-            return Err(e.record(&user.email));
+            let e = e.record(&user.email);
+            return Err(match unfreeze(s, &undo).await {
+                Ok(()) => e,
+                Err(undo_error) => ConnectorError::new(
+                    &s.name,
+                    format!(
+                        "{}; giving back the roles changed so far failed too: {}",
+                        e.message, undo_error.message
+                    ),
+                )
+                .hint(format!("give these users their roles back in HubSpot (id, email, role_id): {undo}")),
+            });
         }
-        moved.push(json!({"id": user.id, "email": user.email, "role_id": user.role}));
     }
     tracing::info!(connector = %s.name, users = moved.len(), role = %role_name, "users moved to the read-only role");
     Ok(json!({
@@ -182,12 +209,12 @@ pub(super) async fn unfreeze(s: &Shared, receipt: &Value) -> Result<(), Connecto
         )
         .hint("this receipt was not written by a HubSpot freeze; `rollback status` shows the open freezes"));
     }
+    // Every user is tried: one that fails does not keep the others read-only.
+    let mut failed: Vec<String> = Vec::new();
     for user in receipt["users"].as_array().into_iter().flatten() {
         let Some(id) = user["id"].as_str() else {
-            return Err(ConnectorError::new(
-                &s.name,
-                format!("the freeze receipt holds a user without an id: {user}"),
-            ));
+            failed.push(format!("a user without an id in the receipt: {user}"));
+            continue;
         };
         let path = format!("/settings/v3/users/{id}");
         match s.api.put_if_found(&path, &json!({"roleId": user["role_id"]})).await {
@@ -195,10 +222,19 @@ pub(super) async fn unfreeze(s: &Shared, receipt: &Value) -> Result<(), Connecto
             Ok(None) => {
                 tracing::warn!(connector = %s.name, user = %user["email"], "user no longer exists; their role cannot be given back");
             }
-            Err(e) => return Err(e.record(user["email"].as_str().unwrap_or(id))),
+            Err(e) => failed.push(format!("`{}`: {}", user["email"].as_str().unwrap_or(id), e.message)),
         }
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(ConnectorError::new(
+            &s.name,
+            format!("{} user(s) did not get their role back: {}", failed.len(), failed.join("; ")),
+        )
+        .retryable(true)
+        .hint("run the unfreeze again (users already given back are given back again, harmlessly), or give these roles back in HubSpot"))
+    }
 }
 
 /// Whether a user's write would go through: whether any covered user holds a role other than

@@ -56,7 +56,8 @@ impl Api {
         Ok(Api {
             connector: connector.into(),
             base: base.trim_end_matches('/').into(),
-            token,
+            // A token from `${env:…}` keeps what the variable holds, a trailing newline included.
+            token: token.trim().to_string(),
             http,
             in_flight: tokio::sync::Semaphore::new(concurrency),
             concurrency,
@@ -185,6 +186,8 @@ impl Api {
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<f64>().ok())
+                        // `NaN` and infinities parse too; a wait must be a number.
+                        .filter(|s| s.is_finite())
                         .map(|s| Duration::from_secs_f64(s.clamp(0.0, 60.0)));
                     let wait = match (status, body["policyName"].as_str()) {
                         _ if retry_after.is_some() => retry_after.unwrap_or_default(),

@@ -143,7 +143,27 @@ impl Shared {
                 .api
                 .post_query(&Self::path(map, "/batch/read"), &query, &body, Some(&map.name))
                 .await?;
-            out.extend(self.records(map, props, &answer.body["results"])?);
+            let records = self.records(map, props, &answer.body["results"])?;
+            // A partial answer (207) must not pass for the whole: a record left out of a backup
+            // would later be archived by a restore.
+            if !archived && (records.len() != part.len() || answer.body["errors"].as_array().is_some_and(|e| !e.is_empty())) {
+                let got: std::collections::HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+                let missing: Vec<&str> = part.iter().map(String::as_str).filter(|id| !got.contains(id)).collect();
+                return Err(ConnectorError::new(
+                    &self.name,
+                    format!(
+                        "HubSpot answered a batch read without {} of the {} records asked for ({}): {}",
+                        missing.len(),
+                        part.len(),
+                        missing.join(", "),
+                        answer.body["errors"]
+                    ),
+                )
+                .object(&map.name)
+                .retryable(true)
+                .hint("run the step again; if it persists, the records may have been archived while being read"));
+            }
+            out.extend(records);
         }
         Ok(out)
     }
