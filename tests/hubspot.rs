@@ -317,8 +317,23 @@ async fn user_role_freeze_and_unfreeze() {
     }
     s.run(&["status"]).ok().says("FROZEN");
     s.run(&["execute", "--phase", "freeze"]).ok().says("already frozen");
+    // An admin moves one user to another role during the freeze: that choice is kept.
+    server
+        .call(
+            "PUT",
+            &format!("/settings/v3/users/{}", plain[3]),
+            Some(json!({"roleId": "100001"})),
+        )
+        .await;
     s.run(&["execute", "--phase", "unfreeze"]).ok().says("a user write goes through");
-    assert_eq!(roles(&server).await, prior, "every role exactly as before");
+    let expected: Vec<_> = prior
+        .iter()
+        .map(|u| match u.0 == *plain[3] {
+            true => (u.0.clone(), u.1.clone(), Some("100001".to_string()), u.3),
+            false => u.clone(),
+        })
+        .collect();
+    assert_eq!(roles(&server).await, expected, "every role as before, but the one the admin chose");
 }
 
 /// With the sandbox allowing 4 requests per ten seconds, a backup still completes: the client reads

@@ -209,6 +209,10 @@ pub(super) async fn unfreeze(s: &Shared, receipt: &Value) -> Result<(), Connecto
         )
         .hint("this receipt was not written by a HubSpot freeze; `rollback status` shows the open freezes"));
     }
+    // A user an admin moved out of the read-only role during the freeze keeps the role the
+    // admin chose (giving the old one back could undo an offboarding).
+    let read_only = receipt["read_only_role"]["id"].as_str();
+    let now: std::collections::HashMap<String, Option<String>> = users(s).await?.into_iter().map(|u| (u.id, u.role)).collect();
     // Every user is tried: one that fails does not keep the others read-only.
     let mut failed: Vec<String> = Vec::new();
     for user in receipt["users"].as_array().into_iter().flatten() {
@@ -216,6 +220,12 @@ pub(super) async fn unfreeze(s: &Shared, receipt: &Value) -> Result<(), Connecto
             failed.push(format!("a user without an id in the receipt: {user}"));
             continue;
         };
+        if let (Some(read_only), Some(current)) = (read_only, now.get(id))
+            && current.as_deref() != Some(read_only)
+        {
+            tracing::warn!(connector = %s.name, user = %user["email"], "user left the read-only role during the freeze; their current role is kept");
+            continue;
+        }
         let path = format!("/settings/v3/users/{id}");
         match s.api.put_if_found(&path, &json!({"roleId": user["role_id"]})).await {
             Ok(Some(_)) => {}

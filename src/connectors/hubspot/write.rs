@@ -133,6 +133,8 @@ impl Shared {
     /// recycle bin, restorable there under their ids) from those it does not hold at all.
     async fn not_live(&self, map: &ObjectMap, ids: Vec<String>) -> ConnectorError {
         let mut archived = Vec::new();
+        // Ids whose archived state could not be read: neither "archived" nor "gone" is known.
+        let mut unknown: Vec<String> = Vec::new();
         for part in ids.chunks(BATCH_MAX) {
             let mut body = id_inputs(part);
             body["properties"] = json!(["hs_object_id"]);
@@ -140,12 +142,24 @@ impl Shared {
                 .api
                 .post_query(&Self::path(map, "/batch/read"), &[("archived", "true")], &body, Some(&map.name))
                 .await;
-            if let Ok(answer) = read {
-                archived.extend(ids_in(&answer.body["results"]));
+            match read {
+                Ok(answer) => archived.extend(ids_in(&answer.body["results"])),
+                Err(_) => unknown.extend(part.iter().cloned()),
             }
         }
-        let absent: Vec<String> = ids.iter().filter(|id| !archived.contains(id)).cloned().collect();
+        let absent: Vec<String> = ids
+            .iter()
+            .filter(|id| !archived.contains(id) && !unknown.contains(id))
+            .cloned()
+            .collect();
         let mut parts = Vec::new();
+        if !unknown.is_empty() {
+            parts.push(format!(
+                "{} whose archived state could not be read (look them up in HubSpot's recycle bin): {}",
+                unknown.len(),
+                some_ids(&unknown)
+            ));
+        }
         if !archived.is_empty() {
             let n = archived.len();
             parts.push(format!("{n} in HubSpot's recycle bin (archived): {}", some_ids(&archived)));
@@ -153,7 +167,9 @@ impl Shared {
         if !absent.is_empty() {
             parts.push(format!("{} not in HubSpot at all: {}", absent.len(), some_ids(&absent)));
         }
-        let hint = if absent.is_empty() {
+        let hint = if !unknown.is_empty() {
+            "look the records up in HubSpot's recycle bin and restore those there (they keep their ids), then run the phase again with `--resume`; do not import any anew before you know they are gone"
+        } else if absent.is_empty() {
             "restore them in HubSpot (the object's list → Restore records; they keep their ids, for 90 days), then run the phase again with `--resume`"
         } else {
             "restore the archived ones in HubSpot (the object's list → Restore records; they keep their ids), then run the phase again with `--resume`; records HubSpot no longer holds can only come back under new ids, which this tool does not do: import them into HubSpot yourself"
