@@ -189,9 +189,20 @@ impl Api {
                         // `NaN` and infinities parse too; a wait must be a number.
                         .filter(|s| s.is_finite())
                         .map(|s| Duration::from_secs_f64(s.clamp(0.0, 60.0)));
+                    // Without `Retry-After`, a rolling-window 429 waits out the window (HubSpot's own
+                    // clients do; short retries only spend the error budget), a lock (423) 2 s.
+                    let window = headers
+                        .get("x-hubspot-ratelimit-interval-milliseconds")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map_or(WINDOW, Duration::from_millis)
+                        .min(Duration::from_secs(60));
                     let wait = match (status, body["policyName"].as_str()) {
                         _ if retry_after.is_some() => retry_after.unwrap_or_default(),
                         (429, Some("SECONDLY")) => Duration::from_secs(1),
+                        (429, Some("DAILY")) => backoff(attempt),
+                        (429, _) => window,
+                        (423, _) => Duration::from_secs(2),
                         _ => backoff(attempt),
                     };
                     if status == 429 {
