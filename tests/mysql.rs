@@ -72,11 +72,6 @@ fn crm(server: &MariaServer) -> String {
     server.url("crm")
 }
 
-fn root_digest(s: &Sandbox) -> String {
-    let ids = s.snapshot_ids();
-    s.manifest(ids.last().unwrap())["root_digest"].as_str().unwrap().to_string()
-}
-
 /// The application's account: the probe URL (a secret, so from a file) and a write as it.
 fn app_write(server: &MariaServer, sql: &str) -> (bool, String) {
     server.try_sql_as("crm_app", "app-pass", "crm", sql)
@@ -91,7 +86,7 @@ fn every_column_type_round_trips() {
     let s = Sandbox::empty();
     s.write("rollback.yaml", &playbook(&url, "{ method: read_only }"));
     s.run(&["execute", "--phase", "backup"]).ok().says("contacts 200");
-    let first = root_digest(&s);
+    let first = s.latest_root_digest();
     let manifest = s.manifest(s.snapshot_ids().last().unwrap());
     assert_eq!(
         manifest["objects"]["contacts"]["deleted"], 20,
@@ -117,7 +112,7 @@ fn every_column_type_round_trips() {
     assert_eq!(server.sql("crm", "SELECT count(*), sum(deleted) FROM contacts").trim(), "200\t20");
     assert_eq!(server.sql("crm", row), before, "a row with every type is back byte for byte");
     s.run(&["execute", "--phase", "backup"]).ok();
-    assert_eq!(root_digest(&s), first, "backup → restore → backup gives the same digests");
+    assert_eq!(s.latest_root_digest(), first, "backup → restore → backup gives the same digests");
 }
 
 /// A read-only freeze refuses the application's writes while the tool still restores; unfreeze
@@ -362,7 +357,7 @@ fn awkward_values_and_keys_round_trip() {
         ),
     );
     s.run(&["execute", "--phase", "backup"]).ok().says("people 3");
-    let first = root_digest(&s);
+    let first = s.latest_root_digest();
     let rows = "SELECT id, email, seen, born, json_compact(flags), stamped FROM people ORDER BY id";
     let before = server.sql("crm", rows);
     server.sql(
@@ -372,7 +367,7 @@ fn awkward_values_and_keys_round_trip() {
     s.run(&["execute", "--phase", "restore"]).ok().says("people +1 ~2 -0");
     assert_eq!(server.sql("crm", rows), before, "every value is back as it was, the stamp too");
     s.run(&["execute", "--phase", "backup"]).ok();
-    assert_eq!(root_digest(&s), first);
+    assert_eq!(s.latest_root_digest(), first);
 
     // Record 1 is gone and another row took its email: restoring record 1 would clash.
     server.sql(
@@ -450,8 +445,6 @@ async fn binlog_gtids_mark_outside_writes() {
     s.run(&["execute", "--phase", "backup"]).ok();
     server.sql("crm", "UPDATE companies SET name = 'renamed' WHERE id = 3");
     s.run(&["execute", "--phase", "restore"]).ok().says("companies +0 ~1 -0");
-    let run = s.run(&["runs", "show", "latest", "--format", "json"]).ok();
-    let run: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
-    let proof = run["steps"][0]["detail"]["proof"].as_str().unwrap().to_string();
+    let proof = s.latest_proof();
     assert!(proof.starts_with("re-read"), "{proof}");
 }

@@ -65,11 +65,6 @@ fn crm(server: &PgServer) -> String {
     server.url("crm")
 }
 
-fn root_digest(s: &Sandbox) -> String {
-    let ids = s.snapshot_ids();
-    s.manifest(ids.last().unwrap())["root_digest"].as_str().unwrap().to_string()
-}
-
 /// Backup → damage (updates of every type, deletes, inserts, a soft delete) → restore leaves the
 /// database equal to the snapshot, and a second backup has the same digests.
 #[test]
@@ -79,7 +74,7 @@ fn every_column_type_round_trips() {
     let s = Sandbox::empty();
     s.write("rollback.yaml", &playbook(&url, "{ method: read_only }"));
     s.run(&["execute", "--phase", "backup"]).ok().says("contacts 200");
-    let first = root_digest(&s);
+    let first = s.latest_root_digest();
     let manifest = s.manifest(s.snapshot_ids().last().unwrap());
     assert_eq!(
         manifest["objects"]["contacts"]["deleted"], 20,
@@ -116,7 +111,7 @@ fn every_column_type_round_trips() {
         r#"n1|{"a b","c\"d",NULL}|{"a": [true, null, 1.5], "z": 1}"#
     );
     s.run(&["execute", "--phase", "backup"]).ok();
-    assert_eq!(root_digest(&s), first, "backup → restore → backup gives the same digests");
+    assert_eq!(s.latest_root_digest(), first, "backup → restore → backup gives the same digests");
 }
 
 /// A read-only freeze refuses the application's writes (sessions already open are ended) while
@@ -298,14 +293,9 @@ fn few_writes_are_reread_unless_someone_else_wrote() {
     let s = Sandbox::empty();
     s.write("rollback.yaml", &playbook(&url, "{ method: read_only }"));
     s.run(&["execute", "--phase", "backup"]).ok();
-    let proof = |s: &Sandbox| {
-        let run = s.run(&["runs", "show", "latest", "--format", "json"]).ok();
-        let run: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
-        run["steps"][0]["detail"]["proof"].as_str().unwrap_or_default().to_string()
-    };
     server.psql("crm", "UPDATE companies SET name = 'renamed' WHERE id = 3");
     s.run(&["execute", "--phase", "restore"]).ok().says("companies +0 ~1 -0");
-    assert!(proof(&s).starts_with("re-read"), "{}", proof(&s));
+    assert!(s.latest_proof().starts_with("re-read"), "{}", s.latest_proof());
 
     server.psql(
         "crm",
@@ -324,7 +314,7 @@ fn few_writes_are_reread_unless_someone_else_wrote() {
         .exits(1)
         .says("still differs from snapshot")
         .says("1 changed");
-    assert_eq!(proof(&s), "", "a failed step has no proof");
+    assert_eq!(s.latest_proof(), "", "a failed step has no proof");
 }
 
 /// A soft delete is a deletion in a delta, counted once: the next delta finds nothing new.

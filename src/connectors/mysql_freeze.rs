@@ -360,15 +360,7 @@ pub async fn write_probe(c: &MysqlConnector) -> Result<bool, ConnectorError> {
         Err(e) => return Err(err(e).hint("`freeze.probe_url` must be an application account that can log in")),
     };
     let columns: Vec<String> = map.written().map(|c| quote(&c.name)).collect();
-    let probes = [
-        format!(
-            "INSERT INTO {0} ({1}) SELECT {1} FROM {0} WHERE 1 = 0",
-            map.qualified,
-            columns.join(", ")
-        ),
-        format!("UPDATE {} SET {1} = {1} WHERE 1 = 0", map.qualified, quote(&map.id)),
-        format!("DELETE FROM {} WHERE 1 = 0", map.qualified),
-    ];
+    let probes = super::sql_text::write_probes(&map.qualified, &columns, &quote(&map.id));
     let mut writable = false;
     for probe in probes {
         let mut tx = session.begin().await.map_err(err)?;
@@ -415,11 +407,7 @@ pub async fn privileges(c: &MysqlConnector, need: &str) -> Result<String, String
         let rows = strings(c.pool(), sql, &binds).await.map_err(failed)?;
         Ok(rows.first().and_then(|r| r[0].as_deref()).is_some_and(|n| n != "0"))
     };
-    let table_privileges: &[&str] = match need {
-        "read" => &["SELECT"],
-        "write" => &["SELECT", "INSERT", "UPDATE", "DELETE"],
-        _ => &[],
-    };
+    let table_privileges = super::sql_text::table_privileges(need);
     let mut missing = Vec::new();
     for map in c.mapped() {
         for privilege in table_privileges {

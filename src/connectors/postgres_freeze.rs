@@ -180,15 +180,7 @@ pub async fn write_probe(c: &PostgresConnector) -> Result<bool, ConnectorError> 
         return Ok(true);
     };
     let columns: Vec<String> = map.written().map(|c| quote(&c.name)).collect();
-    let probes = [
-        format!(
-            "INSERT INTO {0} ({1}) SELECT {1} FROM {0} WHERE false",
-            map.qualified,
-            columns.join(", ")
-        ),
-        format!("UPDATE {} SET {1} = {1} WHERE false", map.qualified, quote(&map.id)),
-        format!("DELETE FROM {} WHERE false", map.qualified),
-    ];
+    let probes = super::sql_text::write_probes(&map.qualified, &columns, &quote(&map.id));
     let revoke = method(c) == "revoke";
     let roles = if revoke { roles(c)? } else { vec![String::new()] };
     let mut session = sqlx::postgres::PgConnection::connect_with(&c.plain_options().clone().application_name("rollback-probe"))
@@ -235,11 +227,7 @@ pub async fn privileges(c: &PostgresConnector, need: &str) -> Result<String, Str
         }
         query.fetch_one(c.pool()).await.map_err(failed)
     };
-    let table_privileges: &[&str] = match need {
-        "read" => &["SELECT"],
-        "write" => &["SELECT", "INSERT", "UPDATE", "DELETE"],
-        _ => &[],
-    };
+    let table_privileges = super::sql_text::table_privileges(need);
     let mut missing = Vec::new();
     for map in c.mapped() {
         for privilege in table_privileges {

@@ -237,6 +237,27 @@ fn unescape(raw: &[u8]) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "text that is not UTF-8".to_string())
 }
 
+/// The table privileges a step that needs `need` (`read`, `write`) takes on every mapped table,
+/// for the server connectors' preflight; none for other needs.
+pub fn table_privileges(need: &str) -> &'static [&'static str] {
+    match need {
+        "read" => &["SELECT"],
+        "write" => &["SELECT", "INSERT", "UPDATE", "DELETE"],
+        _ => &[],
+    }
+}
+
+/// The write probes of the server connectors: an insert, an update and a delete of `table`
+/// (columns and id already quoted) that match no row, so they change nothing but are still
+/// refused by a read-only server or a missing privilege.
+pub fn write_probes(table: &str, columns: &[String], id: &str) -> [String; 3] {
+    [
+        format!("INSERT INTO {table} ({0}) SELECT {0} FROM {table} WHERE 1 = 0", columns.join(", ")),
+        format!("UPDATE {table} SET {id} = {id} WHERE 1 = 0"),
+        format!("DELETE FROM {table} WHERE 1 = 0"),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -91,6 +91,22 @@ impl Sandbox {
         ids
     }
 
+    /// The root digest of the newest snapshot.
+    pub fn latest_root_digest(&self) -> String {
+        let ids = self.snapshot_ids();
+        self.manifest(ids.last().expect("a snapshot"))["root_digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The proof the newest run's first step names in its detail (`""` when none).
+    pub fn latest_proof(&self) -> String {
+        let run = self.run(&["runs", "show", "latest", "--format", "json"]).ok();
+        let run: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+        run["steps"][0]["detail"]["proof"].as_str().unwrap_or_default().to_string()
+    }
+
     pub fn manifest(&self, id: &str) -> serde_json::Value {
         serde_json::from_str(&self.read(&format!(".rollback/snapshots/{id}.json"))).unwrap()
     }

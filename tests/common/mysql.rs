@@ -39,13 +39,23 @@ impl MariaServer {
             .args(["--no-defaults", "--auth-root-authentication-method=normal", "--skip-test-db"])
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--user={user}"))
+            // Its bootstrap server's temp files go in this server's folder: servers set up at
+            // once in a shared /tmp trip over each other's temporary tables.
+            .env("TMPDIR", dir.path())
             .output()
             .unwrap_or_else(|e| panic!("cannot run mariadb-install-db ({e}): is mariadb-server installed? (.ci/run installs it)"));
         assert!(
             out.status.success(),
-            "mariadb-install-db failed: {}{}",
+            "mariadb-install-db failed: {}{}{}",
             String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_dir(&data)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|f| f.path().extension().is_some_and(|e| e == "err"))
+                .map(|f| std::fs::read_to_string(f.path()).unwrap_or_default())
+                .collect::<String>()
         );
         let port = free_port();
         let d = dir.path().display();
