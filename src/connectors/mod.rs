@@ -7,6 +7,8 @@ pub mod mysql;
 mod mysql_freeze;
 pub mod postgres;
 mod postgres_freeze;
+pub mod retry;
+pub mod salesforce;
 pub mod sql_text;
 pub mod sqlite;
 pub mod sqlite_encode;
@@ -346,13 +348,7 @@ pub async fn build(config: &ConnectorConfig) -> Result<Arc<dyn Connector>, Conne
         ConnectorKind::Postgres => Arc::new(postgres::PostgresConnector::open(config).await?),
         ConnectorKind::Mysql => Arc::new(mysql::MysqlConnector::open(config).await?),
         ConnectorKind::Hubspot => Arc::new(hubspot::HubspotConnector::open(config).await?),
-        other => {
-            return Err(ConnectorError::new(
-                &config.name,
-                format!("connector type `{}` is not available in this build yet", other.name()),
-            )
-            .hint("use `sqlite`, `files`, `postgres`, `mysql` or `hubspot`, or an environment that overrides this connector (e.g. `--env sandbox`)"));
-        }
+        ConnectorKind::Salesforce => Arc::new(salesforce::SalesforceConnector::open(config).await?),
     })
 }
 

@@ -43,6 +43,7 @@ fn keys_for(kind: ConnectorKind) -> (&'static [&'static str], &'static [&'static
                 "client_id",
                 "client_secret",
                 "api_version",
+                "tls",
                 "objects",
                 "freeze",
                 "sandbox",
@@ -228,12 +229,27 @@ impl Checker<'_> {
                 );
             }
         }
-        if kind == ConnectorKind::Salesforce && c.token.is_none() && c.client_id.is_none() {
-            self.push(
-                at,
-                format!("{whose} needs `token` or `client_id`/`client_secret`"),
-                "add `token: ${env:SALESFORCE_TOKEN}`",
-            );
+        // A `sandbox:` server is reached at its own address with its own token.
+        if kind == ConnectorKind::Salesforce && c.sandbox.is_none() {
+            if c.token.is_none() {
+                let oauth = c.username.is_some() || c.password.is_some() || c.client_id.is_some() || c.client_secret.is_some();
+                self.push(
+                    at,
+                    format!("{whose} of type `salesforce` needs `token`"),
+                    if oauth {
+                        "this build has no OAuth username-password flow: add `token: ${env:SALESFORCE_TOKEN}`, an access token or session id (e.g. `accessToken` from `sf org display --json`)"
+                    } else {
+                        "add `token: ${env:SALESFORCE_TOKEN}`, an access token or session id (e.g. `accessToken` from `sf org display --json`)"
+                    },
+                );
+            }
+            if c.instance_url.is_none() && c.base_url.is_none() {
+                self.push(
+                    at,
+                    format!("{whose} of type `salesforce` needs `instance_url`"),
+                    "add `instance_url: https://MYDOMAIN.my.salesforce.com` (the Instance Url `sf org display` shows)",
+                );
+            }
         }
         for (key, value) in secret_fields(c) {
             if let Err(e) = super::secret::references(value) {

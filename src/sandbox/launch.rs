@@ -1,9 +1,13 @@
 //! A connector's `sandbox: { flavor, seed, port }` key: the tool starts this module's own sandbox
 //! server in its process, on 127.0.0.1 (a free port unless `port` is given), with a token of its
-//! own, and points the connector at it. The records are kept in the store's folder
-//! (`<store>/sandbox/<connector>.db`, the server's `--data` file), so every later run sees what
-//! the earlier ones left: the seed only fills a new file. A read-only run (a plan, a dry run)
-//! never creates that file: without one it serves the seeded records from memory.
+//! own, and points the connector at it: flavor `hubspot` for a `hubspot` connector (plain HTTP),
+//! flavor `salesforce` for a `salesforce` connector (HTTPS with a CA the server makes at each
+//! start, which the connector trusts alone: [`Launched::ca_pem`]; certificates are still
+//! verified). The records are kept in the store's folder (`<store>/sandbox/<connector>.db`, the
+//! server's `--data` file), so every later run sees what the earlier ones left: the seed only
+//! fills a new file; the Salesforce CA file sits beside it while the server runs. A read-only
+//! run (a plan, a dry run) never creates that file: without one it serves the seeded records from
+//! memory.
 //!
 //! One server per file runs at a time in a process: connectors built for the same connector (by
 //! each run of a drill, say) share it, and it stops when the last of them is dropped, so it ends
@@ -28,6 +32,9 @@ pub struct Launched {
     /// Where its records are kept (`None`: in memory).
     pub data: Option<PathBuf>,
     pub port: u16,
+    /// Salesforce: the PEM of the CA that signed the server's certificate, for the connector
+    /// to trust (read once at start: the file goes away with the server).
+    pub ca_pem: Option<Vec<u8>>,
     /// Stops the server when dropped.
     _running: super::Running,
 }
@@ -41,16 +48,18 @@ static LAUNCHED: LazyLock<tokio::sync::Mutex<Registry>> = LazyLock::new(|| tokio
 /// its data file in this process, or a new one.
 pub async fn for_connector(config: &ConnectorConfig, spec: &SandboxSpec) -> Result<Arc<Launched>, ConnectorError> {
     let name = config.name.as_str();
-    // Validation pairs the flavor with the connector type, and this build reads only HubSpot.
-    if spec.flavor != "hubspot" {
+    // Validation pairs the flavor with the connector type; a config built another way is
+    // checked here too, so a connector never talks to another CRM's API.
+    if spec.flavor != config.kind.name() || !["hubspot", "salesforce"].contains(&spec.flavor.as_str()) {
         return Err(ConnectorError::new(
             name,
             format!(
-                "sandbox flavor `{}` serves Salesforce's API, and this build has no `salesforce` connector type to read it",
-                spec.flavor
+                "sandbox flavor `{}` does not serve the API of connector type `{}`",
+                spec.flavor,
+                config.kind.name()
             ),
         )
-        .hint("run `rollback sandbox serve --flavor salesforce` for other clients; a `hubspot` connector takes `sandbox: { flavor: hubspot }`")
+        .hint("write `sandbox: { flavor: hubspot }` for a `hubspot` connector, `sandbox: { flavor: salesforce }` for a `salesforce` one")
         .bad_input());
     }
     let file = config.store_dir.join("sandbox").join(format!("{name}.db"));
@@ -94,11 +103,19 @@ pub async fn for_connector(config: &ConnectorConfig, spec: &SandboxSpec) -> Resu
         ConnectorError::new(name, format!("cannot start its sandbox: {e:#}")).hint(hint)
     })?;
     tracing::info!(connector = name, base_url = %running.base_url, data = %file.display(), "sandbox started");
+    let ca_pem = match &running.ca_file {
+        Some(ca) => Some(std::fs::read(ca).map_err(|e| {
+            ConnectorError::new(name, format!("cannot read its sandbox's CA certificate `{}`: {e}", ca.display()))
+                .hint("check the store folder's permissions")
+        })?),
+        None => None,
+    };
     let server = Arc::new(Launched {
         base_url: running.base_url.clone(),
         token,
         data: keep.then_some(file.clone()),
         port: running.address.port(),
+        ca_pem,
         _running: running,
     });
     launched.insert((file, keep), Arc::downgrade(&server));

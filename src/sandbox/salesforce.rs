@@ -1,7 +1,8 @@
 //! The Salesforce flavor: the REST API under `/services/data/vXX.X/` for any version — SOQL
 //! `query` / `queryAll` with `nextRecordsUrl` paging (`salesforce/query.rs`), describe, sObject
 //! rows, upsert by external id and sObject Collections (`salesforce/rows.rs`,
-//! `collections.rs`), Bulk API 2.0 query jobs (`bulk.rs`) — with
+//! `collections.rs`), Bulk API 2.0 query jobs (`bulk.rs`), and `/services/oauth2/userinfo` naming
+//! the integration user the token stands for (the first user) — with
 //! Salesforce's error arrays, `Sforce-Limit-Info` and `REQUEST_LIMIT_EXCEEDED`; plus the shared
 //! admin endpoints. Trailing slashes are tolerated, as simple-salesforce sends both forms.
 // Helpers return the early answer of a handler as their error: a whole response, by design.
@@ -62,6 +63,7 @@ fn both(router: axum::Router<App>, path: &str, handler: MethodRouter<App>) -> ax
 pub fn routes() -> axum::Router<App> {
     let at = |path: &str| format!("/services/data/{{version}}{path}");
     let mut router = both(axum::Router::new(), "/services/data", get(versions));
+    router = both(router, "/services/oauth2/userinfo", get(userinfo));
     for (path, handler) in [
         (at(""), get(resources)),
         (at("/sobjects"), get(describe_global)),
@@ -169,6 +171,33 @@ async fn versions() -> Response {
         })
         .collect();
     Json(list).into_response()
+}
+
+/// `GET /services/oauth2/userinfo`: the user the token stands for, the seed's first user (the
+/// integration user), in the OpenID Connect shape Salesforce answers.
+async fn userinfo(Shared(app): Shared<App>) -> Response {
+    let tables = app.records.tables.read().expect("tables lock");
+    let user = tables
+        .iter()
+        .find(|t| t.kind.name == "User")
+        .and_then(|t| t.records.iter().find(|(_, r)| r.archived.is_none()).map(|(id, rec)| (t, *id, rec)));
+    let Some((table, id, rec)) = user else {
+        return error(StatusCode::FORBIDDEN, "Bad_OAuth_Token", "the org has no user for this token");
+    };
+    let user_id = table.kind.show_id(id);
+    let org = ids::show("00D", 1);
+    let value = |name: &str| table.value(id, rec, name).unwrap_or_default();
+    Json(json!({
+        "sub": format!("https://login.salesforce.com/id/{org}/{user_id}"),
+        "user_id": user_id,
+        "organization_id": org,
+        "preferred_username": value("Username"),
+        "email": value("Email"),
+        "name": format!("{} {}", value("FirstName"), value("LastName")),
+        "active": value("IsActive") == "true",
+        "user_type": "STANDARD",
+    }))
+    .into_response()
 }
 
 async fn resources(Path(version): Path<String>) -> Response {

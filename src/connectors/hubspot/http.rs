@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::connectors::ConnectorError;
+use crate::connectors::retry::{backoff, retry_after};
 
 /// Tries per call before giving up (the step's `retries:` may then run the step again).
 const ATTEMPTS: u32 = 8;
@@ -182,13 +183,7 @@ impl Api {
                         return Err(error);
                     }
                     last = Some(error);
-                    let retry_after = headers
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                        // `NaN` and infinities parse too; a wait must be a number.
-                        .filter(|s| s.is_finite())
-                        .map(|s| Duration::from_secs_f64(s.clamp(0.0, 60.0)));
+                    let retry_after = retry_after(&headers);
                     // Without `Retry-After`, a rolling-window 429 waits out the window (HubSpot's own
                     // clients do; short retries only spend the error budget), a lock (423) 2 s.
                     let window = headers
@@ -316,28 +311,9 @@ impl Api {
     }
 }
 
-/// 250 ms, doubling per attempt up to 8 s, plus up to 100 ms of jitter so parallel calls spread.
-fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(250 * 2u64.pow(attempt.saturating_sub(1).min(5))).min(Duration::from_secs(8));
-    let jitter = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() % 100);
-    base + Duration::from_millis(jitter as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Backoff doubles from 250 ms and stops growing at 8 s.
-    #[test]
-    fn backoff_doubles_then_levels() {
-        let ms = |a| backoff(a).as_millis() as u64;
-        assert!((250..350).contains(&ms(1)));
-        assert!((500..600).contains(&ms(2)));
-        assert!((8000..8100).contains(&ms(7)));
-        assert!((8000..8100).contains(&ms(8)));
-    }
 
     /// Headers saying the window's allowance is used up pause new requests until the window ends;
     /// some left does not.
