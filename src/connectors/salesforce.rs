@@ -484,7 +484,7 @@ impl Shared {
         }
         if missing.is_empty() {
             let names: Vec<&str> = self.objects.iter().map(|o| o.sobject.as_str()).collect();
-            Ok(format!("{} {}", flags.join(", "), names.join(", ")))
+            Ok(format!("{} are {}", names.join(", "), flags.join(" and ")))
         } else {
             Err(format!(
                 "{} (grant the token's user these object permissions in its profile or a permission set)",

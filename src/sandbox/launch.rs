@@ -129,13 +129,17 @@ mod tests {
     use crate::playbook::model::ConnectorSpec;
 
     fn config(dir: &std::path::Path, read_only: bool) -> ConnectorConfig {
+        flavored(dir, read_only, ConnectorKind::Hubspot)
+    }
+
+    fn flavored(dir: &std::path::Path, read_only: bool, kind: ConnectorKind) -> ConnectorConfig {
         ConnectorConfig {
             name: "crm".into(),
-            kind: ConnectorKind::Hubspot,
+            kind,
             objects: vec![],
             spec: ConnectorSpec {
                 sandbox: Some(SandboxSpec {
-                    flavor: "hubspot".into(),
+                    flavor: kind.name().into(),
                     seed: Some(20),
                     port: None,
                 }),
@@ -176,5 +180,41 @@ mod tests {
             assert!(started.elapsed().as_secs() < 10, "the server did not stop");
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+    }
+
+    /// A salesforce connector gets an HTTPS sandbox and the PEM of its CA, which a client
+    /// trusting nothing else verifies; a flavor that is not the connector's type is refused.
+    #[tokio::test]
+    async fn salesforce_sandbox_is_https_with_its_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = flavored(dir.path(), false, ConnectorKind::Salesforce);
+        let server = for_connector(&config, config.spec.sandbox.as_ref().unwrap()).await.unwrap();
+        assert!(server.base_url.starts_with("https://127.0.0.1:"), "{}", server.base_url);
+        let pem = server.ca_pem.clone().expect("the CA");
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).unwrap();
+        let http = reqwest::Client::builder().tls_certs_only(certs).build().unwrap();
+        let url = format!("{}/services/oauth2/userinfo", server.base_url);
+        let me: serde_json::Value = http
+            .get(&url)
+            .bearer_auth(&server.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["preferred_username"], "integration@example.com.sandbox");
+        let untrusting = reqwest::Client::builder().tls_certs_only([]).build().unwrap();
+        assert!(untrusting.get(&url).send().await.is_err(), "the certificate is verified");
+
+        let mut wrong = flavored(dir.path(), false, ConnectorKind::Salesforce);
+        wrong.name = "other".into();
+        let spec = SandboxSpec {
+            flavor: "hubspot".into(),
+            seed: None,
+            port: None,
+        };
+        let e = for_connector(&wrong, &spec).await.err().unwrap();
+        assert!(e.bad_input && e.message.contains("does not serve the API"), "{e}");
     }
 }

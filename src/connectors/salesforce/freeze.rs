@@ -79,8 +79,8 @@ fn manual(spec: Option<&FreezeSpec>) -> bool {
     spec.and_then(|f| f.method.as_deref()) == Some("manual")
 }
 
-/// The id of the user the token belongs to.
-async fn integration_user(s: &Shared) -> Result<String, ConnectorError> {
+/// The user the token belongs to: its id and username.
+async fn integration_user(s: &Shared) -> Result<(String, String), ConnectorError> {
     let cannot = |why: String| {
         ConnectorError::new(
             &s.name,
@@ -93,11 +93,12 @@ async fn integration_user(s: &Shared) -> Result<String, ConnectorError> {
         .get("/services/oauth2/userinfo", &[], None)
         .await
         .map_err(|e| cannot(e.message.clone()))?;
-    answer["user_id"]
+    let id = answer["user_id"]
         .as_str()
         .filter(|id| is_id(id))
-        .map(str::to_string)
-        .ok_or_else(|| cannot(format!("its user info names no `user_id`: {answer}")))
+        .ok_or_else(|| cannot(format!("its user info names no `user_id`: {answer}")))?;
+    let username = answer["preferred_username"].as_str().unwrap_or(id);
+    Ok((id.to_string(), username.to_string()))
 }
 
 /// Every active user.
@@ -212,7 +213,7 @@ async fn set_frozen(s: &Shared, login_ids: &[String], frozen: bool) -> Result<Ve
 /// covered users that were frozen already).
 pub(super) async fn freeze(s: &Shared, spec: Option<&FreezeSpec>, run_id: &str) -> Result<Value, ConnectorError> {
     s.writable("freeze")?;
-    let me = integration_user(s).await?;
+    let (me, my_name) = integration_user(s).await?;
     let users = covered(s, active_users(s).await?, spec, &me)?;
     if users.is_empty() {
         return Err(bad(
@@ -258,7 +259,7 @@ pub(super) async fn freeze(s: &Shared, spec: Option<&FreezeSpec>, run_id: &str) 
     let receipt = json!({
         "method": "freeze_users",
         "run": run_id,
-        "integration_user": me,
+        "integration_user": {"id": me, "username": my_name},
         "users": to_freeze,
         "already_frozen": already,
     });
@@ -372,7 +373,7 @@ pub(super) async fn write_probe(s: &Shared, spec: Option<&FreezeSpec>) -> Result
     if manual(spec) {
         return Err(ConnectorError::new(&s.name, "a manual freeze has no write probe"));
     }
-    let me = integration_user(s).await?;
+    let (me, _) = integration_user(s).await?;
     let users = covered(s, active_users(s).await?, spec, &me)?;
     let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
     let frozen: HashMap<String, bool> = logins(s, &ids, false)
@@ -391,7 +392,7 @@ pub(super) async fn privileges(s: &Shared, spec: Option<&FreezeSpec>) -> Option<
         return None;
     }
     let me = match integration_user(s).await {
-        Ok(me) => me,
+        Ok((_, username)) => username,
         Err(e) => return Some(Err(e.message.clone())),
     };
     let objects = match s.sobjects().await {
