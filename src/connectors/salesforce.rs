@@ -20,9 +20,9 @@
 //! Salesforce undeletes them under their ids) rather than create copies under new ids that no
 //! restore proof could match and that a second run would duplicate.
 //!
-//! Reads are in [`read`], writes in [`write`], the freeze (`freeze_users`) in [`freeze`];
-//! `sandbox:` starts the tool's own Salesforce sandbox ([`crate::sandbox::launch`]), whose CA is
-//! trusted alone for that connection.
+//! The describe is read in [`describe`], records in [`read`], writes in [`write`], the freeze
+//! (`freeze_users`) in [`freeze`]; `sandbox:` starts the tool's own Salesforce sandbox
+//! ([`crate::sandbox::launch`]), whose CA is trusted alone for that connection.
 
 mod describe;
 mod freeze;
