@@ -311,6 +311,39 @@ mod tests {
         assert_eq!(left.finish(), all.finish());
     }
 
+    /// A set large enough for the two-thread sort orders and hashes exactly as a plain sort and a
+    /// one-piece hash do: ids sharing their first eight bytes, of other lengths, and duplicates.
+    #[test]
+    fn parallel_sort_matches_a_plain_sort() {
+        let mut d = ObjectDigester::new();
+        let mut expected: Vec<(String, Hash32)> = Vec::new();
+        let mut state = 7u64;
+        for i in 0..(PARALLEL_SORT as u64 * 3) {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let id = match i % 4 {
+                0 => format!("customer-{}", state >> 40),
+                1 => (state >> 44).to_string(),
+                2 => format!("c{}", state % 97),
+                _ => format!("customer-{}-x", state >> 50),
+            };
+            let hash = sha256(id.as_bytes());
+            d.push(&id, hash);
+            expected.push((id, hash));
+        }
+        expected.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let digest = d.finish();
+        let got: Vec<(&str, Hash32)> = d.pairs().collect();
+        assert!(got.iter().map(|p| p.0).eq(expected.iter().map(|p| p.0.as_str())));
+        let mut hasher = Sha256::new();
+        for (id, hash) in &expected {
+            hasher.update((id.len() as u64).to_le_bytes());
+            hasher.update(id.as_bytes());
+            hasher.update(hash.0);
+        }
+        assert_eq!(digest.digest, Hash32(hasher.finalize().into()));
+        assert!(!digest.duplicates.is_empty(), "the short ids repeat");
+    }
+
     /// Duplicate ids are reported, not silently hashed twice.
     #[test]
     fn duplicates_are_reported() {
