@@ -6,7 +6,7 @@ mod common;
 
 use serde_json::{Value, json};
 
-use common::{SANDBOX_TOKEN, Sandbox, Served};
+use common::{Run, SANDBOX_TOKEN, Sandbox, Served};
 
 const OBJECTS: [&str; 4] = ["companies", "contacts", "deals", "tickets"];
 
@@ -510,4 +510,65 @@ fn sandbox_and_token_are_validated() {
         &with("    type: salesforce\n    objects: [Contact]\n    sandbox: { flavor: salesforce, seed: 20 }"),
     );
     s.run(&["execute", "--phase", "backup"]).ok().says("Contact 20");
+}
+
+/// The quickstart's new CRM turned into HubSpot, served in environment `sandbox` by the tool's
+/// own sandbox: the drill takes the sandbox's records as the migrated ones, plays the users
+/// through its admin endpoint, and proves the rollback like any other drill, twice in a row on
+/// the same sandbox data. Without a sandbox, the drill refuses before it touches anything.
+#[test]
+fn drill_with_a_hubspot_sandbox_as_the_new_crm() {
+    let s = Sandbox::init(150);
+    let text = s.read("rollback.yaml");
+    let start = text.find("  newcrm:").unwrap();
+    let end = start + text[start..].find("\nnotify:").unwrap();
+    let hubspot = "  newcrm:
+    type: hubspot
+    token: ${env:ROLLBACK_TEST_DRILL_HUBSPOT_TOKEN}
+    objects: [companies, contacts, deals]
+    freeze: { method: user_role, read_only_role: Read only, exclude_users: [maria.lopez@example.com] }
+";
+    let sandboxed = format!(
+        "{}{hubspot}\nenvironments:\n  sandbox:\n    connectors:\n      newcrm: {{ sandbox: {{ flavor: hubspot, seed: 200 }} }}\n{}",
+        &text[..start],
+        &text[end..]
+    );
+    s.write("rollback.yaml", &sandboxed);
+    for round in 0..2 {
+        let out = s.run(&["drill", "--yes", "--traffic", "4", "--format", "json"]);
+        assert_eq!(out.code(), 0, "round {round}: {}\n{}", out.stdout(), out.stderr());
+        let report: Value = serde_json::from_str(&out.stdout()).unwrap();
+        let proofs = report["proofs"].as_array().unwrap();
+        assert!(proofs.iter().all(|p| p["ok"] == true), "round {round}: {proofs:?}");
+        for object in ["companies", "contacts", "deals"] {
+            assert_eq!(
+                report["traffic"][object],
+                json!({"created": 4, "changed": 4, "deleted": 4}),
+                "round {round}: {object}"
+            );
+        }
+        assert!(report["notes"][0].as_str().unwrap().contains("its admin endpoint played the users"));
+    }
+    assert!(s.path(".rollback/sandbox/newcrm.db").is_file());
+    s.run(&["drill", "--yes"])
+        .ok()
+        .says("note: `newcrm` is a sandbox")
+        .says("delta holds the simulated traffic")
+        .says("drill passed");
+
+    // Real HubSpot (no sandbox): refused before the old CRM is frozen.
+    let real = format!("{}{hubspot}{}", &text[..start], &text[end..]);
+    s.write("rollback.yaml", &real);
+    let before = s.snapshot_ids().len();
+    let out = Run(s
+        .cmd()
+        .env("ROLLBACK_TEST_DRILL_HUBSPOT_TOKEN", "pat-na1-not-a-real-token")
+        .args(["drill", "--yes"])
+        .output()
+        .unwrap());
+    out.exits(2)
+        .says("gives new records ids of its own")
+        .says("sandbox: { flavor: hubspot }");
+    assert_eq!(s.snapshot_ids().len(), before, "nothing was backed up");
+    s.run(&["status"]).ok().never_says("connector `legacy`");
 }

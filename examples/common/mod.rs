@@ -56,3 +56,19 @@ pub fn peak(bin: &Path, root: &Path) -> f64 {
     let v: serde_json::Value = serde_json::from_str(&show).unwrap();
     v["run"]["peak_rss_bytes"].as_f64().unwrap_or(0.0) / 1e6
 }
+
+/// The median of `values` (the mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The largest of `values`.
+pub fn max(values: &[f64]) -> f64 {
+    values.iter().copied().fold(0.0, f64::max)
+}

@@ -74,6 +74,9 @@ fn print(report: &DrillReport, name: &str, env: Option<&str>) {
             c.created, c.changed, c.deleted
         );
     }
+    for note in &report.notes {
+        println!("  note: {note}");
+    }
     let rto = report.rto_ms.map(|r| format!(" against an RTO of {}", ms(r))).unwrap_or_default();
     println!("rollback (immediate phase)        {}{rto}", ms(report.rollback_ms));
     println!("whole drill                       {}", ms(report.total_ms));

@@ -132,7 +132,7 @@ pub struct HubspotConnector {
     shared: Arc<Shared>,
     freeze: Option<FreezeSpec>,
     /// The sandbox server this connector talks to, kept running while the connector lives.
-    _sandbox: Option<Arc<Launched>>,
+    sandbox: Option<Arc<Launched>>,
 }
 
 fn bad(name: &str, message: String, hint: &str) -> ConnectorError {
@@ -237,7 +237,7 @@ impl HubspotConnector {
                 properties: tokio::sync::Mutex::new(HashMap::new()),
             }),
             freeze: spec.freeze.clone(),
-            _sandbox: sandbox,
+            sandbox,
         })
     }
 }
@@ -400,6 +400,61 @@ impl Connector for HubspotConnector {
 
     async fn unfreeze(&self, receipt: &Value) -> Result<(), ConnectorError> {
         freeze::unfreeze(&self.shared, receipt).await
+    }
+
+    fn drill_writes(&self) -> super::DrillWrites {
+        if self.sandbox.is_some() {
+            super::DrillWrites::Sandbox
+        } else {
+            super::DrillWrites::No
+        }
+    }
+
+    async fn sandbox_traffic(
+        &self,
+        cutover: Option<DateTime<Utc>>,
+        objects: &[String],
+        n: u64,
+        seed: u64,
+    ) -> Result<std::collections::BTreeMap<String, crate::store::manifest::DeltaCounts>, ConnectorError> {
+        let shared = &self.shared;
+        if self.sandbox.is_none() {
+            return Err(ConnectorError::new(&shared.name, "no sandbox serves this connector")
+                .hint("give it `sandbox: { flavor: hubspot }` in the environment the drill runs in"));
+        }
+        shared.writable("simulate users")?;
+        let maps = objects.iter().map(|o| shared.map(o)).collect::<Result<Vec<_>, _>>()?;
+        let types: Vec<&str> = maps.iter().map(|m| m.object_type.as_str()).collect();
+        let body = json!({
+            "cutover": cutover.map(|c| crate::record::format_time(&c)),
+            "objects": types,
+            "create": n,
+            "update": n,
+            "archive": n,
+            "seed": seed,
+        });
+        let answer = shared.api.post("/_sandbox/traffic", &body, None).await?;
+        let mut counts = std::collections::BTreeMap::new();
+        for map in maps {
+            let done = &answer.body["objects"][map.object_type.as_str()];
+            if !done.is_object() {
+                return Err(
+                    ConnectorError::new(&shared.name, format!("the sandbox made no changes to `{}`", map.object_type))
+                        .object(&map.name)
+                        .hint("the sandbox lets users create only records of the object types it serves"),
+                );
+            }
+            let len = |k: &str| done[k].as_array().map_or(0, |a| a.len() as u64);
+            counts.insert(
+                map.name.to_string(),
+                crate::store::manifest::DeltaCounts {
+                    created: len("created"),
+                    changed: len("updated"),
+                    deleted: len("archived"),
+                },
+            );
+        }
+        Ok(counts)
     }
 
     async fn write_probe(&self) -> Result<bool, ConnectorError> {

@@ -102,6 +102,20 @@ impl fmt::Display for ConnectorError {
     }
 }
 
+/// How a drill can play the migration and the users in a connector that is its new CRM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DrillWrites {
+    /// `apply` writes records under the ids they come with: the drill copies the old CRM in
+    /// and plays users with its own writes.
+    ById,
+    /// The CRM gives new records ids of its own, and the tool's own sandbox serves the
+    /// connector: its records stand in for the migrated ones and its admin endpoint plays the
+    /// users ([`Connector::sandbox_traffic`]).
+    Sandbox,
+    /// Neither: a drill cannot use the connector as its new CRM.
+    No,
+}
+
 /// What a connector can do; `plan` refuses steps that need more.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Capabilities {
@@ -333,6 +347,26 @@ pub trait Connector: Send + Sync {
     async fn privileges(&self, need: &str) -> Option<Result<String, String>> {
         let _ = need;
         None
+    }
+
+    /// How a drill can write to this connector as its new CRM.
+    fn drill_writes(&self) -> DrillWrites {
+        DrillWrites::ById
+    }
+
+    /// For [`DrillWrites::Sandbox`]: users' changes after `cutover`, made by the sandbox serving
+    /// the connector: in each of `objects`, `n` records created, `n` changed and `n` deleted
+    /// (fewer where the object holds fewer), chosen by `seed`. Counts by object.
+    async fn sandbox_traffic(
+        &self,
+        cutover: Option<DateTime<Utc>>,
+        objects: &[String],
+        n: u64,
+        seed: u64,
+    ) -> Result<std::collections::BTreeMap<String, crate::store::manifest::DeltaCounts>, ConnectorError> {
+        let _ = (cutover, objects, n, seed);
+        Err(ConnectorError::new(self.name(), "no sandbox serves this connector")
+            .hint("give it `sandbox: { flavor: ... }` in the environment the drill runs in"))
     }
     /// Tries a user's write without keeping it: `true` when it would succeed.
     async fn write_probe(&self) -> Result<bool, ConnectorError> {

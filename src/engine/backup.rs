@@ -125,8 +125,15 @@ pub async fn write_pages(
     // The object's index: its (id, record hash) pairs in id order, for fast verify and diff.
     let (mut pairs, store) = (encoder.pairs, ctx.store.clone());
     let (digest, index) = tokio::task::spawn_blocking(move || {
-        let digest = pairs.finish();
-        store.write_index(&pairs, CHUNK_TARGET).map(|index| (digest, index))
+        pairs.sort();
+        // The digest is hashed while the index is written: both read the sorted pairs.
+        let pairs = &pairs;
+        std::thread::scope(|s| {
+            let digest = s.spawn(|| pairs.digest());
+            let index = store.write_index(pairs, CHUNK_TARGET);
+            let digest = digest.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            index.map(|index| (digest, index))
+        })
     })
     .await
     .map_err(|e| EngineError::Internal(e.to_string()))??;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Context, EngineError, RunStatus, RunSummary, execute_phase};
-use crate::connectors::{ApplyMode, Connector};
+use crate::connectors::{ApplyMode, Connector, DrillWrites};
 
 use crate::generate::Rng;
 use crate::playbook::{Action, Playbook};
@@ -46,6 +46,9 @@ pub struct DrillReport {
     pub total_ms: u128,
     pub rto_ms: Option<u128>,
     pub traffic: BTreeMap<String, DeltaCounts>,
+    /// How the migration and the users were simulated, where it is not the usual way.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub proofs: Vec<Proof>,
 }
 
@@ -255,7 +258,29 @@ pub async fn run(playbook: &Playbook, options: &DrillOptions, make_context: &dyn
         total_ms: 0,
         rto_ms: playbook.rto.map(|r| r.as_millis()),
         traffic: BTreeMap::new(),
+        notes: vec![],
         proofs: vec![],
+    };
+
+    // Before anything is frozen: can the drill write to the new CRM at all?
+    let drill_writes = {
+        let preflight = make_context();
+        let new = preflight.connector(&new_name).await?;
+        match new.drill_writes() {
+            DrillWrites::No => {
+                let kind = new.kind().name();
+                return Err(crate::connectors::ConnectorError::new(
+                    &new_name,
+                    format!("a drill copies the old CRM into the new CRM and plays its users there, and a `{kind}` CRM gives new records ids of its own"),
+                )
+                .hint(format!(
+                    "rehearse on the tool's own sandbox: give `{new_name}` `sandbox: {{ flavor: {kind} }}` in the environment the drill runs in"
+                ))
+                .bad_input()
+                .into());
+            }
+            other => other,
+        }
     };
 
     let backup_ctx = make_context();
@@ -281,7 +306,13 @@ pub async fn run(playbook: &Playbook, options: &DrillOptions, make_context: &dyn
     let order = super::restore::parent_first(&objects, &snapshot, None);
     let leaf_objects = leaves(&snapshot.schema, &objects);
     let mut rng = Rng::new(options.seed);
-    migrate(old.as_ref(), new.as_ref(), &order).await?;
+    if drill_writes == DrillWrites::ById {
+        migrate(old.as_ref(), new.as_ref(), &order).await?;
+    } else {
+        report.notes.push(format!(
+            "`{new_name}` is a sandbox that gives records ids of its own: its records stand in for the migrated ones, and its admin endpoint played the users"
+        ));
+    }
     if options.damage {
         damage(old.as_ref(), &order, &leaf_objects, &mut rng).await?;
     }
@@ -298,7 +329,11 @@ pub async fn run(playbook: &Playbook, options: &DrillOptions, make_context: &dyn
         .await?;
     super::backup::snapshot(&setup, &new, &objects, SnapshotKind::Full, None).await?;
     setup.journal.finish_run(&setup.run_id, "succeeded", None, None).await?;
-    report.traffic = traffic(playbook, &new_name, new.as_ref(), &order, &leaf_objects, options.traffic, &mut rng).await?;
+    report.traffic = if drill_writes == DrillWrites::ById {
+        traffic(playbook, &new_name, new.as_ref(), &order, &leaf_objects, options.traffic, &mut rng).await?
+    } else {
+        new.sandbox_traffic(playbook.cutover, &order, options.traffic, options.seed).await?
+    };
     report.setup_ms = setup_started.elapsed().as_millis();
 
     let rollback_ctx = make_context();

@@ -82,15 +82,20 @@ pub async fn traffic(records: &Records, body: Option<Json<Value>>) -> Response {
                 .filter(|(_, r)| r.archived.is_none())
                 .map(|(id, _)| *id)
                 .collect();
-            let pick = |n: usize, rng: &mut crate::generate::Rng| -> Vec<u64> {
+            // `n` distinct live records, none of those in `taken`.
+            let pick = |n: usize, taken: &[u64], rng: &mut crate::generate::Rng| -> Vec<u64> {
                 let mut chosen = BTreeSet::new();
-                while chosen.len() < n.min(live.len()) {
-                    chosen.insert(live[rng.below(live.len() as u64) as usize]);
+                while chosen.len() < n.min(live.len() - taken.len()) {
+                    let id = live[rng.below(live.len() as u64) as usize];
+                    if !taken.contains(&id) {
+                        chosen.insert(id);
+                    }
                 }
                 chosen.into_iter().collect()
             };
-            let updated = pick(updates, &mut rng);
-            let archived: Vec<u64> = pick(archives, &mut rng).into_iter().filter(|id| !updated.contains(id)).collect();
+            let updated = pick(updates, &[], &mut rng);
+            // Records other than the updated ones, so each count is what was asked for.
+            let archived: Vec<u64> = pick(archives, &updated, &mut rng);
             for id in &updated {
                 let rec = table.records.get_mut(id).expect("live id");
                 let old = rec.values[text_property].as_deref().unwrap_or("").to_string();

@@ -210,22 +210,38 @@ impl Store {
 
     /// Writes finished (sorted) pairs as index chunks of at most `chunk_bytes` each.
     pub fn write_index(&self, pairs: &ObjectDigester, chunk_bytes: usize) -> Result<Vec<ChunkRef>, StoreError> {
-        let mut refs = Vec::new();
-        let mut body = Vec::with_capacity(chunk_bytes + 4096);
-        let mut records = 0;
-        let mut pairs_iter = pairs.pairs().peekable();
-        while let Some((id, hash)) = pairs_iter.next() {
-            index::encode_pair(&mut body, id, &hash);
-            records += 1;
-            if body.len() >= chunk_bytes || pairs_iter.peek().is_none() {
-                let (chunk, mut reused) = self.write_encoded_at(std::mem::take(&mut body), records, INDEX_LEVEL)?;
-                refs.push(chunk);
-                reused.clear();
-                body = reused;
-                records = 0;
+        // Bodies are encoded here while a second thread compresses and durably writes the one
+        // before: an index is mostly incompressible hashes, so its writes wait on the disk.
+        let (bodies, received) = std::sync::mpsc::sync_channel::<(Vec<u8>, u64)>(1);
+        let (spare_tx, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::scope(|s| {
+            let writer = s.spawn(move || {
+                let mut refs = Vec::new();
+                for (body, records) in received {
+                    let (chunk, reused) = self.write_encoded_at(body, records, INDEX_LEVEL)?;
+                    refs.push(chunk);
+                    let _ = spare_tx.send(reused);
+                }
+                Ok::<_, StoreError>(refs)
+            });
+            let mut body = Vec::with_capacity(chunk_bytes + 4096);
+            let mut records = 0;
+            let mut pairs_iter = pairs.pairs().peekable();
+            while let Some((id, hash)) = pairs_iter.next() {
+                index::encode_pair(&mut body, id, &hash);
+                records += 1;
+                if body.len() >= chunk_bytes || pairs_iter.peek().is_none() {
+                    let mut next = spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(chunk_bytes + 4096));
+                    next.clear();
+                    if bodies.send((std::mem::replace(&mut body, next), records)).is_err() {
+                        break; // the writer failed; its error is below
+                    }
+                    records = 0;
+                }
             }
-        }
-        Ok(refs)
+            drop(bodies);
+            writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     }
 
     /// Reads a chunk's stored bytes.
