@@ -534,3 +534,59 @@ async fn injected_faults_are_retried() {
         .says("Contact +0 ~30 -0")
         .says("`crm` equals snapshot");
 }
+
+/// The quickstart's new CRM turned into Salesforce, served in environment `sandbox` by the
+/// tool's own sandbox: the drill takes the sandbox's records as the migrated ones, plays the
+/// users through its admin endpoint and proves the rollback. Against a real org (no sandbox) the
+/// drill refuses before it touches anything.
+#[test]
+fn drill_with_a_salesforce_sandbox_as_the_new_crm() {
+    let s = Sandbox::init(150);
+    let text = s.read("rollback.yaml");
+    let start = text.find("  newcrm:").unwrap();
+    let end = start + text[start..].find("\nnotify:").unwrap();
+    let salesforce = "  newcrm:
+    type: salesforce
+    instance_url: https://acme.my.salesforce.com
+    token: ${env:ROLLBACK_TEST_DRILL_SALESFORCE_TOKEN}
+    objects:
+      companies: { table: Account }
+      contacts: { table: Contact }
+      deals: { table: Opportunity }
+    freeze: { method: freeze_users }
+";
+    let sandboxed = format!(
+        "{}{salesforce}\nenvironments:\n  sandbox:\n    connectors:\n      newcrm: {{ sandbox: {{ flavor: salesforce, seed: 200 }} }}\n{}",
+        &text[..start],
+        &text[end..]
+    );
+    s.write("rollback.yaml", &sandboxed);
+    let out = s.run(&["drill", "--yes", "--traffic", "4", "--format", "json"]).ok();
+    let report: Value = serde_json::from_str(&out.stdout()).unwrap();
+    let proofs = report["proofs"].as_array().unwrap();
+    assert!(proofs.iter().all(|p| p["ok"] == true), "{proofs:?}");
+    for object in ["companies", "contacts", "deals"] {
+        assert_eq!(
+            report["traffic"][object],
+            json!({"created": 4, "changed": 4, "deleted": 4}),
+            "{object}"
+        );
+    }
+    assert!(report["notes"][0].as_str().unwrap().contains("its admin endpoint played the users"));
+    assert!(s.path(".rollback/sandbox/newcrm.db").is_file());
+
+    let real = format!("{}{salesforce}{}", &text[..start], &text[end..]);
+    s.write("rollback.yaml", &real);
+    let before = s.snapshot_ids().len();
+    let out = common::Run(
+        s.cmd()
+            .env("ROLLBACK_TEST_DRILL_SALESFORCE_TOKEN", "00Dnot-a-real-token")
+            .args(["drill", "--yes"])
+            .output()
+            .unwrap(),
+    );
+    out.exits(2)
+        .says("gives new records ids of its own")
+        .says("sandbox: { flavor: salesforce }");
+    assert_eq!(s.snapshot_ids().len(), before, "nothing was backed up");
+}

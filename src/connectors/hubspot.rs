@@ -419,42 +419,15 @@ impl Connector for HubspotConnector {
     ) -> Result<std::collections::BTreeMap<String, crate::store::manifest::DeltaCounts>, ConnectorError> {
         let shared = &self.shared;
         if self.sandbox.is_none() {
-            return Err(ConnectorError::new(&shared.name, "no sandbox serves this connector")
-                .hint("give it `sandbox: { flavor: hubspot }` in the environment the drill runs in"));
+            return Err(super::sandbox_traffic::not_sandboxed(&shared.name, "hubspot"));
         }
         shared.writable("simulate users")?;
         let maps = objects.iter().map(|o| shared.map(o)).collect::<Result<Vec<_>, _>>()?;
         let types: Vec<&str> = maps.iter().map(|m| m.object_type.as_str()).collect();
-        let body = json!({
-            "cutover": cutover.map(|c| crate::record::format_time(&c)),
-            "objects": types,
-            "create": n,
-            "update": n,
-            "archive": n,
-            "seed": seed,
-        });
+        let body = super::sandbox_traffic::request(cutover, &types, n, seed);
         let answer = shared.api.post("/_sandbox/traffic", &body, None).await?;
-        let mut counts = std::collections::BTreeMap::new();
-        for map in maps {
-            let done = &answer.body["objects"][map.object_type.as_str()];
-            if !done.is_object() {
-                return Err(
-                    ConnectorError::new(&shared.name, format!("the sandbox made no changes to `{}`", map.object_type))
-                        .object(&map.name)
-                        .hint("the sandbox lets users create only records of the object types it serves"),
-                );
-            }
-            let len = |k: &str| done[k].as_array().map_or(0, |a| a.len() as u64);
-            counts.insert(
-                map.name.to_string(),
-                crate::store::manifest::DeltaCounts {
-                    created: len("created"),
-                    changed: len("updated"),
-                    deleted: len("archived"),
-                },
-            );
-        }
-        Ok(counts)
+        let pairs: Vec<(&str, &str)> = maps.iter().map(|m| (&*m.name, m.object_type.as_str())).collect();
+        super::sandbox_traffic::counts(&shared.name, &answer.body, &pairs)
     }
 
     async fn write_probe(&self) -> Result<bool, ConnectorError> {

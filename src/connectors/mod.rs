@@ -9,6 +9,7 @@ pub mod postgres;
 mod postgres_freeze;
 pub mod retry;
 pub mod salesforce;
+pub mod sandbox_traffic;
 pub mod sql_text;
 pub mod sqlite;
 pub mod sqlite_encode;

@@ -78,7 +78,7 @@ pub struct SalesforceConnector {
     shared: Arc<Shared>,
     freeze: Option<FreezeSpec>,
     /// The sandbox server this connector talks to, kept running while the connector lives.
-    _sandbox: Option<Arc<Launched>>,
+    sandbox: Option<Arc<Launched>>,
 }
 
 fn bad(name: &str, message: String, hint: &str) -> ConnectorError {
@@ -271,7 +271,7 @@ impl SalesforceConnector {
                 describes: tokio::sync::Mutex::new(HashMap::new()),
             }),
             freeze: spec.freeze.clone(),
-            _sandbox: sandbox,
+            sandbox,
         })
     }
 }
@@ -512,6 +512,35 @@ impl Connector for SalesforceConnector {
 
     async fn write_probe(&self) -> Result<bool, ConnectorError> {
         freeze::write_probe(&self.shared, self.freeze.as_ref()).await
+    }
+
+    /// Salesforce gives new records ids of its own: a drill can only use the tool's sandbox.
+    fn drill_writes(&self) -> super::DrillWrites {
+        if self.sandbox.is_some() {
+            super::DrillWrites::Sandbox
+        } else {
+            super::DrillWrites::No
+        }
+    }
+
+    async fn sandbox_traffic(
+        &self,
+        cutover: Option<DateTime<Utc>>,
+        objects: &[String],
+        n: u64,
+        seed: u64,
+    ) -> Result<std::collections::BTreeMap<String, crate::store::manifest::DeltaCounts>, ConnectorError> {
+        let s = &self.shared;
+        if self.sandbox.is_none() {
+            return Err(super::sandbox_traffic::not_sandboxed(&s.name, "salesforce"));
+        }
+        s.writable("simulate users")?;
+        let maps = objects.iter().map(|o| s.map(o)).collect::<Result<Vec<_>, _>>()?;
+        let types: Vec<&str> = maps.iter().map(|m| m.sobject.as_str()).collect();
+        let body = super::sandbox_traffic::request(cutover, &types, n, seed);
+        let answer = s.api.post("/_sandbox/traffic", &body, None).await?;
+        let pairs: Vec<(&str, &str)> = maps.iter().map(|m| (&*m.name, m.sobject.as_str())).collect();
+        super::sandbox_traffic::counts(&s.name, &answer, &pairs)
     }
 }
 

@@ -144,6 +144,11 @@ impl Api {
         self.call(reqwest::Method::GET, path, query, headers, None, object).await
     }
 
+    /// A POST, sent once (it is not idempotent).
+    pub async fn post(&self, path: &str, body: &Value, object: Option<&str>) -> Result<Value, ConnectorError> {
+        self.call(reqwest::Method::POST, path, &[], &[], Some(body), object).await
+    }
+
     pub async fn patch(&self, path: &str, body: &Value, object: Option<&str>) -> Result<Value, ConnectorError> {
         self.call(reqwest::Method::PATCH, path, &[], &[], Some(body), object).await
     }
