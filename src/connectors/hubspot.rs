@@ -106,6 +106,17 @@ impl Properties {
         out
     }
 
+    /// Only the kept and writable properties among `known` (every property stays known, so a
+    /// record's field that HubSpot no longer has is still named as such).
+    fn narrowed(&self, known: &BTreeSet<String>) -> Properties {
+        Properties {
+            kept: self.kept.iter().filter(|p| known.contains(*p)).cloned().collect(),
+            writable: self.writable.intersection(known).cloned().collect(),
+            all: self.all.clone(),
+            described: self.described.clone(),
+        }
+    }
+
     /// The properties a read asks for: the kept ones and the modified date.
     fn requested(&self, map: &ObjectMap) -> Vec<String> {
         let mut out = self.kept.clone();
@@ -126,6 +137,9 @@ struct Shared {
     /// Opened for reading only (plans, dry runs): every write is refused.
     read_only: bool,
     properties: tokio::sync::Mutex<HashMap<String, Arc<Properties>>>,
+    /// Per object type, the properties a snapshot being compared or restored knew (see
+    /// [`Connector::align_to_snapshot`]): reads and writes cover only those.
+    aligned: std::sync::Mutex<HashMap<String, BTreeSet<String>>>,
 }
 
 pub struct HubspotConnector {
@@ -235,6 +249,7 @@ impl HubspotConnector {
                 concurrency,
                 read_only: config.read_only,
                 properties: tokio::sync::Mutex::new(HashMap::new()),
+                aligned: std::sync::Mutex::new(HashMap::new()),
             }),
             freeze: spec.freeze.clone(),
             sandbox,
@@ -293,6 +308,16 @@ impl Shared {
         let props = Arc::new(props);
         cache.insert(map.object_type.clone(), props.clone());
         Ok(props)
+    }
+
+    /// [`Shared::properties`], narrowed to what the aligned snapshot knew, if any.
+    async fn properties_for(&self, map: &ObjectMap) -> Result<Arc<Properties>, ConnectorError> {
+        let props = self.properties(map).await?;
+        let aligned = self.aligned.lock().map_err(|_| ConnectorError::new(&self.name, "lock poisoned"))?;
+        let Some(known) = aligned.get(&map.object_type) else {
+            return Ok(props);
+        };
+        Ok(Arc::new(props.narrowed(known)))
     }
 }
 
@@ -402,6 +427,23 @@ impl Connector for HubspotConnector {
         freeze::unfreeze(&self.shared, receipt).await
     }
 
+    async fn align_to_snapshot(&self, object: &str, schema: &Value) -> Result<(), ConnectorError> {
+        let Some(fields) = schema["objects"][object]["fields"]
+            .as_array()
+            .filter(|_| schema["type"] == "hubspot")
+        else {
+            return Ok(());
+        };
+        let map = self.shared.map(object)?;
+        let known: BTreeSet<String> = fields.iter().filter_map(|f| f.as_str().map(str::to_string)).collect();
+        self.shared
+            .aligned
+            .lock()
+            .map_err(|_| ConnectorError::new(&self.shared.name, "lock poisoned"))?
+            .insert(map.object_type.clone(), known);
+        Ok(())
+    }
+
     fn drill_writes(&self) -> super::DrillWrites {
         if self.sandbox.is_some() {
             super::DrillWrites::Sandbox
@@ -465,6 +507,42 @@ mod tests {
             modified: "lastmodifieddate".into(),
         };
         assert_eq!(p.requested(&map), ["createdate", "email", "firstname", "lastmodifieddate"]);
+    }
+
+    /// After aligning with a snapshot that knew fewer properties (`firstname` was created in
+    /// HubSpot after it was taken), reads leave the new property out and writes neither set nor
+    /// clear it; a snapshot of another connector type changes nothing.
+    #[tokio::test]
+    async fn aligned_snapshot_narrows_reads_and_writes() {
+        let c = HubspotConnector::open(&config(false)).await.unwrap();
+        let s = &c.shared;
+        s.properties.lock().await.insert("contacts".into(), Arc::new(props()));
+        let map = s.map("contacts").unwrap();
+        let full = s.properties_for(map).await.unwrap();
+        assert_eq!(full.kept, ["createdate", "email", "firstname"]);
+
+        c.align_to_snapshot(
+            "contacts",
+            &json!({"type": "sqlite", "objects": {"contacts": {"fields": ["email"]}}}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.properties_for(map).await.unwrap().kept.len(), 3, "not a HubSpot schema");
+
+        let schema = json!({"type": "hubspot", "objects": {"contacts": {"fields": ["createdate", "email"]}}});
+        c.align_to_snapshot("contacts", &schema).await.unwrap();
+        let narrowed = s.properties_for(map).await.unwrap();
+        assert_eq!(narrowed.kept, ["createdate", "email"]);
+        assert_eq!(narrowed.requested(map), ["createdate", "email", "lastmodifieddate"]);
+        let record = Record {
+            object: "contacts".into(),
+            id: "7".into(),
+            fields: BTreeMap::from([("email".to_string(), json!("a@example.com"))]),
+            modified_at: None,
+            deleted: false,
+        };
+        let input = s.update_input(map, &narrowed, &record).unwrap();
+        assert_eq!(input, json!({"id": "7", "properties": {"email": "a@example.com"}}));
     }
 
     /// A connector of one object, `contacts`, at an address where nothing listens.

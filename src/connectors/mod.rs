@@ -350,6 +350,15 @@ pub trait Connector: Send + Sync {
         None
     }
 
+    /// Called before `object` is compared with, or restored from, a snapshot whose schema (the
+    /// connector's `describe()` when it was taken) is `schema`. A connector whose writes set
+    /// whole records narrows its reads and writes of `object` to the fields the snapshot knew,
+    /// so that fields added since are neither counted as differences nor cleared.
+    async fn align_to_snapshot(&self, object: &str, schema: &serde_json::Value) -> Result<(), ConnectorError> {
+        let _ = (object, schema);
+        Ok(())
+    }
+
     /// How a drill can write to this connector as its new CRM.
     fn drill_writes(&self) -> DrillWrites {
         DrillWrites::ById

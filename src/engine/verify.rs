@@ -50,6 +50,7 @@ pub async fn snapshot_and_live(
     manifest: &Manifest,
     object: &str,
 ) -> Result<(ObjectDigester, ObjectDigester), EngineError> {
+    connector.align_to_snapshot(object, &manifest.schema).await?;
     let started = std::time::Instant::now();
     let (store, m, o) = (ctx.store.clone(), manifest.clone(), object.to_string());
     let snapshot = async {

@@ -89,7 +89,7 @@ impl Shared {
         since: Option<DateTime<Utc>>,
         tx: &Pages,
     ) -> Result<(), ConnectorError> {
-        let props = self.properties(map).await?;
+        let props = self.properties_for(map).await?;
         let requested = props.requested(map).join(",");
         let by_batch_read = requested.len() > URL_PROPERTIES_MAX;
         let asked = if by_batch_read { map.modified.as_str() } else { requested.as_str() };
@@ -177,7 +177,7 @@ impl Shared {
     /// paged, with the lower bound moved to the last time seen before HubSpot's 10,000-result cap
     /// (records at that very time that were already sent are skipped).
     pub(super) async fn search_since(&self, map: &ObjectMap, since: DateTime<Utc>, tx: &Pages) -> Result<(), ConnectorError> {
-        let props = self.properties(map).await?;
+        let props = self.properties_for(map).await?;
         let requested = props.requested(map);
         let mut bound = since.timestamp_millis();
         // The ids already sent whose modified time is `bound`.

@@ -30,7 +30,7 @@ impl Shared {
     pub(super) async fn apply(&self, object: &str, batch: &[Record]) -> Result<ApplyOutcome, ConnectorError> {
         self.writable("write records")?;
         let map = self.map(object)?;
-        let props = self.properties(map).await?;
+        let props = self.properties_for(map).await?;
         let (live, gone): (Vec<&Record>, Vec<&Record>) = batch.iter().partition(|r| !r.deleted);
         let inputs = live
             .iter()
@@ -65,7 +65,7 @@ impl Shared {
 
     /// One input of a batch update: every writable property, empty where the record has no value;
     /// a field that is no property of the object is an error naming it.
-    fn update_input(&self, map: &ObjectMap, props: &Properties, record: &Record) -> Result<Value, ConnectorError> {
+    pub(super) fn update_input(&self, map: &ObjectMap, props: &Properties, record: &Record) -> Result<Value, ConnectorError> {
         let unknown: Vec<&String> = record.fields.keys().filter(|k| !props.all.contains(*k)).collect();
         if let Some(first) = unknown.first() {
             let others = match unknown.len() {
