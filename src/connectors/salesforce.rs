@@ -30,7 +30,7 @@ mod http;
 mod read;
 mod write;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -72,6 +72,9 @@ struct Shared {
     /// Opened for reading only (plans, dry runs): every write is refused.
     read_only: bool,
     describes: tokio::sync::Mutex<HashMap<String, Arc<Describe>>>,
+    /// Per object, the fields (lower-case) a snapshot being compared or restored knew (see
+    /// [`Connector::align_to_snapshot`]): reads and writes cover only those.
+    aligned: std::sync::Mutex<HashMap<String, HashSet<String>>>,
 }
 
 pub struct SalesforceConnector {
@@ -269,6 +272,7 @@ impl SalesforceConnector {
                 concurrency,
                 read_only: config.read_only,
                 describes: tokio::sync::Mutex::new(HashMap::new()),
+                aligned: std::sync::Mutex::new(HashMap::new()),
             }),
             freeze: spec.freeze.clone(),
             sandbox,
@@ -354,6 +358,16 @@ impl Shared {
         let described = Arc::new(described);
         cache.insert(map.name.to_string(), described.clone());
         Ok(described)
+    }
+
+    /// [`Shared::describe`], narrowed to the fields the aligned snapshot knew, if any.
+    async fn describe_for(&self, map: &ObjectMap) -> Result<Arc<Describe>, ConnectorError> {
+        let described = self.describe(map).await?;
+        let aligned = self.aligned.lock().map_err(|_| ConnectorError::new(&self.name, "lock poisoned"))?;
+        Ok(match aligned.get(&*map.name) {
+            Some(known) => Arc::new(described.narrowed(known)),
+            None => described,
+        })
     }
 
     /// The org's global describe: every sObject's summary by lower-case name.
@@ -514,6 +528,23 @@ impl Connector for SalesforceConnector {
         freeze::write_probe(&self.shared, self.freeze.as_ref()).await
     }
 
+    async fn align_to_snapshot(&self, object: &str, schema: &Value) -> Result<(), ConnectorError> {
+        let Some(fields) = schema["objects"][object]["fields"]
+            .as_array()
+            .filter(|_| schema["type"] == "salesforce")
+        else {
+            return Ok(());
+        };
+        let s = &self.shared;
+        let map = s.map(object)?;
+        let known: HashSet<String> = fields.iter().filter_map(|f| f.as_str().map(str::to_ascii_lowercase)).collect();
+        s.aligned
+            .lock()
+            .map_err(|_| ConnectorError::new(&s.name, "lock poisoned"))?
+            .insert(map.name.to_string(), known);
+        Ok(())
+    }
+
     /// Salesforce gives new records ids of its own: a drill can only use the tool's sandbox.
     fn drill_writes(&self) -> super::DrillWrites {
         if self.sandbox.is_some() {
@@ -575,6 +606,38 @@ mod tests {
             store_dir: ".rollback".into(),
             read_only,
         }
+    }
+
+    /// After aligning with a snapshot that knew fewer fields (`Email` was added after it was
+    /// taken), reads leave the new field out and writes neither set nor clear it; a snapshot of
+    /// another connector type changes nothing.
+    #[tokio::test]
+    async fn aligned_snapshot_narrows_reads_and_writes() {
+        let c = SalesforceConnector::open(&config(false)).await.unwrap();
+        let s = &c.shared;
+        let described = Describe::from_api(&describe::tests::contact_describe(), None).unwrap();
+        s.describes.lock().await.insert("Contact".into(), Arc::new(described));
+        let map = s.map("Contact").unwrap();
+        assert_eq!(s.describe_for(map).await.unwrap().kept.len(), 5);
+        let other = json!({"type": "hubspot", "objects": {"Contact": {"fields": ["LastName"]}}});
+        c.align_to_snapshot("Contact", &other).await.unwrap();
+        assert_eq!(s.describe_for(map).await.unwrap().kept.len(), 5, "not a Salesforce schema");
+
+        let schema = json!({"type": "salesforce", "objects": {"Contact": {"fields": ["AccountId", "CreatedDate", "LastName"]}}});
+        c.align_to_snapshot("Contact", &schema).await.unwrap();
+        let narrowed = s.describe_for(map).await.unwrap();
+        let record = Record {
+            object: "Contact".into(),
+            id: "0035S0000000001AAA".into(),
+            fields: [("LastName".to_string(), json!("Silva"))].into(),
+            modified_at: None,
+            deleted: false,
+        };
+        let row = s.update_row(map, &narrowed, &record).unwrap();
+        assert_eq!(
+            row,
+            json!({"attributes": {"type": "Contact"}, "id": "0035S0000000001AAA", "AccountId": null, "LastName": "Silva"})
+        );
     }
 
     /// Opened for reading only (a plan, a dry run), it refuses every write before sending anything.

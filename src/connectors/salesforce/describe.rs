@@ -17,7 +17,7 @@ pub(super) struct Field {
 }
 
 /// An sObject's describe, as far as records need it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Describe {
     /// The fields records keep (updateable or createable, not calculated, and `CreatedDate`), in
     /// name order.
@@ -96,6 +96,14 @@ impl Describe {
         Ok(out)
     }
 
+    /// Only the kept fields among `known` (lower-case names): those a snapshot knew. Every field
+    /// stays known, so a record's field the sObject no longer has is still named as such.
+    pub fn narrowed(&self, known: &std::collections::HashSet<String>) -> Describe {
+        let mut out = self.clone();
+        out.kept.retain(|f| known.contains(&f.name.to_ascii_lowercase()));
+        out
+    }
+
     /// A field by name, in any case.
     pub fn field(&self, name: &str) -> Option<&Field> {
         self.all.get(&name.to_ascii_lowercase())
@@ -103,10 +111,10 @@ impl Describe {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn contact_describe() -> Value {
+    pub(in crate::connectors::salesforce) fn contact_describe() -> Value {
         json!({"name": "Contact", "keyPrefix": "003", "fields": [
             {"name": "Id", "type": "id", "updateable": false, "createable": false, "nillable": false},
             {"name": "LastName", "type": "string", "updateable": true, "createable": true, "nillable": false},
@@ -148,5 +156,10 @@ mod tests {
                 .contains("no field `Nope`")
         );
         assert!(Describe::from_api(&json!({}), None).is_err());
+        let known = ["lastname", "createddate"].map(String::from).into();
+        let narrowed = d.narrowed(&known);
+        let kept: Vec<&str> = narrowed.kept.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(kept, ["CreatedDate", "LastName"]);
+        assert!(narrowed.field("Email").is_some(), "still a field of the sObject");
     }
 }

@@ -182,7 +182,7 @@ impl Shared {
     /// Every live record (`since` none), or every record modified at or after `since`, deleted
     /// ones included and flagged, in query pages sent to `tx`.
     pub(super) async fn export_to(&self, map: &ObjectMap, since: Option<DateTime<Utc>>, tx: &Pages) -> Result<(), ConnectorError> {
-        let d = self.describe(map).await?;
+        let d = self.describe_for(map).await?;
         let mut soql = Self::select(map, &d, since.is_some());
         if let Some(since) = since {
             let Some(modified) = &d.modified else {
@@ -207,7 +207,7 @@ impl Shared {
     /// The live records whose ids are in `ids`, in pages sent to `tx`; ids Salesforce does not
     /// hold live are left out.
     pub(super) async fn export_by_ids(&self, map: &ObjectMap, ids: &[String], tx: &Pages) -> Result<(), ConnectorError> {
-        let d = self.describe(map).await?;
+        let d = self.describe_for(map).await?;
         let valid: Vec<&str> = ids.iter().map(String::as_str).filter(|id| is_id(id)).collect();
         for part in valid.chunks(IDS_PER_QUERY) {
             let soql = format!("{} WHERE Id IN {} ORDER BY Id", Self::select(map, &d, false), id_list(part));

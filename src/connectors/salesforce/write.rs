@@ -50,7 +50,7 @@ impl Shared {
     pub(super) async fn apply(&self, object: &str, batch: &[Record]) -> Result<ApplyOutcome, ConnectorError> {
         self.writable("write records")?;
         let map = self.map(object)?;
-        let d = self.describe(map).await?;
+        let d = self.describe_for(map).await?;
         let (live, gone): (Vec<&Record>, Vec<&Record>) = batch.iter().partition(|r| !r.deleted);
         let rows = live
             .iter()
@@ -96,7 +96,7 @@ impl Shared {
 
     /// One row of a Collections update: every updateable field, null where the record has no
     /// value (and the field may be empty); a field the sObject does not have is an error naming it.
-    fn update_row(&self, map: &ObjectMap, d: &Describe, record: &Record) -> Result<Value, ConnectorError> {
+    pub(super) fn update_row(&self, map: &ObjectMap, d: &Describe, record: &Record) -> Result<Value, ConnectorError> {
         let unknown: Vec<&String> = record.fields.keys().filter(|k| d.field(k).is_none()).collect();
         if let Some(first) = unknown.first() {
             let others = match unknown.len() {
