@@ -154,6 +154,10 @@ pub struct EncodedPage {
     pub rows: Vec<EncodedRow>,
 }
 
+/// Pages kept for reuse, at most [`RECYCLED_PAGES`].
+static RECYCLED: std::sync::Mutex<Vec<EncodedPage>> = std::sync::Mutex::new(Vec::new());
+const RECYCLED_PAGES: usize = 8;
+
 /// One record of an [`EncodedPage`].
 #[derive(Clone, Copy, Debug)]
 pub struct EncodedRow {
@@ -166,11 +170,33 @@ pub struct EncodedRow {
 impl EncodedPage {
     /// An empty page with room for `rows` records of `line_bytes` bytes of lines in all (a
     /// page that never grows is never copied).
+    /// Takes a recycled page's buffers when one is waiting (see [`EncodedPage::recycle`]).
     pub fn with_capacity(rows: usize, line_bytes: usize) -> EncodedPage {
-        EncodedPage {
-            lines: Vec::with_capacity(line_bytes),
-            ids: String::with_capacity(rows * 8),
-            rows: Vec::with_capacity(rows),
+        let recycled = RECYCLED.lock().ok().and_then(|mut pool| pool.pop());
+        let Some(mut page) = recycled else {
+            return EncodedPage {
+                lines: Vec::with_capacity(line_bytes),
+                ids: String::with_capacity(rows * 8),
+                rows: Vec::with_capacity(rows),
+            };
+        };
+        page.lines.reserve(line_bytes);
+        page.ids.reserve(rows * 8);
+        page.rows.reserve(rows);
+        page
+    }
+
+    /// Hands the page's buffers to the next [`EncodedPage::with_capacity`] (a few pages are
+    /// kept): pages of half a megabyte come and go by the thousand in a backup, and memory the
+    /// allocator hands back to the system costs page faults and zeroing when it is taken again.
+    pub fn recycle(mut self) {
+        self.lines.clear();
+        self.ids.clear();
+        self.rows.clear();
+        if let Ok(mut pool) = RECYCLED.lock()
+            && pool.len() < RECYCLED_PAGES
+        {
+            pool.push(self);
         }
     }
 

@@ -527,7 +527,11 @@ fn encode_rows(
                 let _ = tx.blocking_send(Err(err(m)));
                 return;
             }
-            if page.len() >= PAGE_SIZE && tx.blocking_send(Ok(std::mem::take(&mut page))).is_err() {
+            if page.len() >= PAGE_SIZE
+                && tx
+                    .blocking_send(Ok(std::mem::replace(&mut page, EncodedPage::with_capacity(PAGE_SIZE, 0))))
+                    .is_err()
+            {
                 return;
             }
         }

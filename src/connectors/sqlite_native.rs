@@ -193,11 +193,7 @@ fn new_encoder(name: &str, map: &Arc<TableMap>) -> Result<RowEncoder, ConnectorE
 }
 
 fn empty_page() -> EncodedPage {
-    EncodedPage {
-        lines: Vec::with_capacity(PAGE_SIZE * 600),
-        ids: String::with_capacity(PAGE_SIZE * 8),
-        rows: Vec::with_capacity(PAGE_SIZE),
-    }
+    EncodedPage::with_capacity(PAGE_SIZE, PAGE_SIZE * 600)
 }
 
 /// Scans the rows with rowid in `range` (and `since` on the modified column, if given) a page at

@@ -85,9 +85,10 @@ pub async fn write_pages(
     loop {
         let page = pages.next().await.transpose()?;
         let last = page.is_none();
-        if let Some(page) = &page {
+        if let Some(page) = page {
             bar.inc(page.len() as u64);
-            encoder.push_page(page);
+            encoder.push_page(&page);
+            page.recycle();
         }
         let pending = encoder.records - chunk_start;
         if pending > 0 && (encoder.raw.len() >= CHUNK_TARGET || last) {
