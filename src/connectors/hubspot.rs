@@ -428,19 +428,22 @@ impl Connector for HubspotConnector {
     }
 
     async fn align_to_snapshot(&self, object: &str, schema: &Value) -> Result<(), ConnectorError> {
-        let Some(fields) = schema["objects"][object]["fields"]
+        let s = &self.shared;
+        let map = s.map(object)?;
+        let mut aligned = s.aligned.lock().map_err(|_| ConnectorError::new(&s.name, "lock poisoned"))?;
+        match schema["objects"][object]["fields"]
             .as_array()
             .filter(|_| schema["type"] == "hubspot")
-        else {
-            return Ok(());
-        };
-        let map = self.shared.map(object)?;
-        let known: BTreeSet<String> = fields.iter().filter_map(|f| f.as_str().map(str::to_string)).collect();
-        self.shared
-            .aligned
-            .lock()
-            .map_err(|_| ConnectorError::new(&self.shared.name, "lock poisoned"))?
-            .insert(map.object_type.clone(), known);
+        {
+            Some(fields) => {
+                let known: BTreeSet<String> = fields.iter().filter_map(|f| f.as_str().map(str::to_string)).collect();
+                aligned.insert(map.object_type.clone(), known);
+            }
+            // No property list to go by (a backup, or another connector's snapshot): every property.
+            None => {
+                aligned.remove(&map.object_type);
+            }
+        }
         Ok(())
     }
 
@@ -543,6 +546,10 @@ mod tests {
         };
         let input = s.update_input(map, &narrowed, &record).unwrap();
         assert_eq!(input, json!({"id": "7", "properties": {"email": "a@example.com"}}));
+
+        // A backup lifts the narrowing: it reads every property again.
+        c.align_to_snapshot("contacts", &Value::Null).await.unwrap();
+        assert_eq!(s.properties_for(map).await.unwrap().kept.len(), 3);
     }
 
     /// A connector of one object, `contacts`, at an address where nothing listens.

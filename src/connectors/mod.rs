@@ -379,7 +379,9 @@ pub trait Connector: Send + Sync {
     /// Called before `object` is compared with, or restored from, a snapshot whose schema (the
     /// connector's `describe()` when it was taken) is `schema`. A connector whose writes set
     /// whole records narrows its reads and writes of `object` to the fields the snapshot knew,
-    /// so that fields added since are neither counted as differences nor cleared.
+    /// so that fields added since are neither counted as differences nor cleared. A schema
+    /// without the object's field list (`Value::Null`: a backup or a delta is about to read)
+    /// lifts the narrowing: every field again.
     async fn align_to_snapshot(&self, object: &str, schema: &serde_json::Value) -> Result<(), ConnectorError> {
         let _ = (object, schema);
         Ok(())

@@ -529,19 +529,22 @@ impl Connector for SalesforceConnector {
     }
 
     async fn align_to_snapshot(&self, object: &str, schema: &Value) -> Result<(), ConnectorError> {
-        let Some(fields) = schema["objects"][object]["fields"]
-            .as_array()
-            .filter(|_| schema["type"] == "salesforce")
-        else {
-            return Ok(());
-        };
         let s = &self.shared;
         let map = s.map(object)?;
-        let known: HashSet<String> = fields.iter().filter_map(|f| f.as_str().map(str::to_ascii_lowercase)).collect();
-        s.aligned
-            .lock()
-            .map_err(|_| ConnectorError::new(&s.name, "lock poisoned"))?
-            .insert(map.name.to_string(), known);
+        let mut aligned = s.aligned.lock().map_err(|_| ConnectorError::new(&s.name, "lock poisoned"))?;
+        match schema["objects"][object]["fields"]
+            .as_array()
+            .filter(|_| schema["type"] == "salesforce")
+        {
+            Some(fields) => {
+                let known: HashSet<String> = fields.iter().filter_map(|f| f.as_str().map(str::to_ascii_lowercase)).collect();
+                aligned.insert(map.name.to_string(), known);
+            }
+            // No field list to go by (a backup, or another connector's snapshot): every field.
+            None => {
+                aligned.remove(map.name.as_ref());
+            }
+        }
         Ok(())
     }
 
@@ -638,6 +641,10 @@ mod tests {
             row,
             json!({"attributes": {"type": "Contact"}, "id": "0035S0000000001AAA", "AccountId": null, "LastName": "Silva"})
         );
+
+        // A backup lifts the narrowing: it reads every field again.
+        c.align_to_snapshot("Contact", &Value::Null).await.unwrap();
+        assert_eq!(s.describe_for(map).await.unwrap().kept.len(), 5);
     }
 
     /// Opened for reading only (a plan, a dry run), it refuses every write before sending anything.

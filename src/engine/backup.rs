@@ -35,6 +35,9 @@ pub async fn write_object(
     object: &str,
     since: Option<DateTime<Utc>>,
 ) -> Result<ObjectEntry, EngineError> {
+    // A comparison earlier in the run may have narrowed the fields read (see
+    // `Connector::align_to_snapshot`); a backup holds every field.
+    connector.align_to_snapshot(object, &serde_json::Value::Null).await?;
     let total = connector.estimated_count(object).await;
     let pages = connector.export_encoded(object, since);
     write_pages(ctx, &format!("{} {object}", connector.name()), object, pages, total).await

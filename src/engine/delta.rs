@@ -114,6 +114,8 @@ pub async fn plan(ctx: &Context, args: &ExportDeltaArgs) -> Result<DeltaPlan, En
     let mut out = Vec::new();
     let export_started = Utc::now();
     for object in &objects {
+        // Every field, whatever a comparison earlier in the run narrowed them to.
+        connector.align_to_snapshot(object, &serde_json::Value::Null).await?;
         let base = baseline(ctx, &args.from, object)?;
         let mut counts = DeltaCounts::default();
         let records = if let Some(base) = &base {

@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::json;
 
-use super::verify::{compare_live, describe_diffs, snapshot_and_live};
+use super::verify::{compare_live, describe_diffs, live_pairs, snapshot_and_live};
 use super::{Context, EngineError, StepOutcome};
 use crate::connectors::Connector;
 use crate::diff::{RecordDiff, diff};
-use crate::digest::Hash32;
+use crate::digest::{Hash32, ObjectDigester};
 use crate::playbook::model::RestoreArgs;
 use crate::store::manifest::Manifest;
 
@@ -352,6 +352,9 @@ pub struct RestorePlan {
     /// Per object whose differences are few enough to prove by re-reading them: the snapshot's
     /// hash of every record the restore will write.
     pub expected: BTreeMap<String, HashMap<String, Hash32>>,
+    /// Per object whose proof will be a re-export: the snapshot's sorted pairs, read once for
+    /// the comparison and kept for the proof.
+    pub snapshot_pairs: BTreeMap<String, ObjectDigester>,
     pub replace: bool,
     pub batch: usize,
 }
@@ -389,18 +392,23 @@ pub async fn plan(ctx: &Context, args: &RestoreArgs) -> Result<RestorePlan, Engi
     let order = parent_first(&wanted, &manifest, args.order.as_ref());
     let mut diffs: BTreeMap<String, RecordDiff> = BTreeMap::new();
     let mut expected = BTreeMap::new();
+    let mut snapshot_pairs = BTreeMap::new();
     for object in &order {
         let (snapshot, live) = snapshot_and_live(ctx, connector.as_ref(), &manifest, object).await?;
         let d = diff(&snapshot, &live);
-        if d.total() <= REREAD_AT_MOST.max(snapshot.len() / REREAD_FRACTION) {
-            let ids: HashSet<&str> = d.changed.iter().chain(&d.deleted).map(String::as_str).collect();
-            let hashes: HashMap<String, Hash32> = snapshot
-                .pairs()
-                .filter(|(id, _)| ids.contains(id))
-                .map(|(id, hash)| (id.to_string(), hash))
-                .collect();
-            expected.insert(object.clone(), hashes);
+        drop(live);
+        if d.total() > REREAD_AT_MOST.max(snapshot.len() / REREAD_FRACTION) {
+            diffs.insert(object.clone(), d);
+            snapshot_pairs.insert(object.clone(), snapshot);
+            continue;
         }
+        let ids: HashSet<&str> = d.changed.iter().chain(&d.deleted).map(String::as_str).collect();
+        let hashes: HashMap<String, Hash32> = snapshot
+            .pairs()
+            .filter(|(id, _)| ids.contains(id))
+            .map(|(id, hash)| (id.to_string(), hash))
+            .collect();
+        expected.insert(object.clone(), hashes);
         diffs.insert(object.clone(), d);
     }
     Ok(RestorePlan {
@@ -408,6 +416,7 @@ pub async fn plan(ctx: &Context, args: &RestoreArgs) -> Result<RestorePlan, Engi
         order,
         diffs,
         expected,
+        snapshot_pairs,
         replace,
         batch,
     })
@@ -423,6 +432,7 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
         order,
         mut diffs,
         expected,
+        mut snapshot_pairs,
         replace,
         batch,
     } = plan(ctx, args).await?;
@@ -476,10 +486,24 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
             "re-read every written record; no other writes since the comparison",
         )
     } else {
-        (
-            compare_live(ctx, connector.as_ref(), &manifest, &order).await?,
-            "re-exported the destination",
-        )
+        let mut after = Vec::new();
+        for object in &order {
+            let d = match snapshot_pairs.remove(object) {
+                // Read for the comparison already: only the destination is read again.
+                Some(snapshot) => {
+                    connector.align_to_snapshot(object, &manifest.schema).await?;
+                    diff(&snapshot, &live_pairs(connector.as_ref(), object).await?)
+                }
+                None => {
+                    compare_live(ctx, connector.as_ref(), &manifest, std::slice::from_ref(object))
+                        .await?
+                        .remove(0)
+                        .1
+                }
+            };
+            after.push((object.clone(), d));
+        }
+        (after, "re-exported the destination")
     };
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "restore: proof done");
     let remaining: Vec<(String, RecordDiff)> = after
