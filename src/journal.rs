@@ -402,13 +402,34 @@ impl Journal {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    /// Records a freeze receipt.
-    pub async fn record_freeze(&self, connector: &str, run: &str, receipt: &serde_json::Value) -> Result<(), JournalError> {
-        sqlx::query("INSERT INTO freeze_receipts (connector, run_id, frozen_at, receipt) VALUES (?, ?, ?, ?)")
+    /// Records a freeze receipt; returns its id.
+    pub async fn record_freeze(&self, connector: &str, run: &str, receipt: &serde_json::Value) -> Result<i64, JournalError> {
+        let done = sqlx::query("INSERT INTO freeze_receipts (connector, run_id, frozen_at, receipt) VALUES (?, ?, ?, ?)")
             .bind(connector)
             .bind(run)
             .bind(now())
             .bind(receipt.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(done.last_insert_rowid())
+    }
+
+    /// Replaces the receipt of freeze `id` (a pending one, once the freeze is done).
+    pub async fn complete_freeze(&self, id: i64, receipt: &serde_json::Value) -> Result<(), JournalError> {
+        sqlx::query("UPDATE freeze_receipts SET receipt = ? WHERE id = ?")
+            .bind(receipt.to_string())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Removes freeze `id`: a pending freeze that changed nothing (the connector undid its part).
+    pub async fn forget_freeze(&self, id: i64) -> Result<(), JournalError> {
+        sqlx::query("DELETE FROM freeze_receipts WHERE id = ?")
+            .bind(id)
             .execute(&self.pool)
             .await
             .map_err(self.err())?;

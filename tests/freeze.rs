@@ -63,6 +63,49 @@ async fn sqlite_freeze_blocks_users_not_the_tool() {
     assert_eq!(n, 0);
 }
 
+/// A run killed while freezing leaves the pending receipt written before the freeze changed
+/// anything: `status` reports it, a new freeze refuses to take it for a finished one, and an
+/// `unfreeze` step asks for the hand-made re-opening (`--yes` in CI) and probes the result.
+#[tokio::test]
+async fn interrupted_freeze_is_reported_not_forgotten() {
+    let s = Sandbox::init(100);
+    let text = s.read("rollback.yaml").replace("\nphases:\n", &format!("\nphases:{PHASES}"));
+    s.write("rollback.yaml", &text);
+    s.run(&["execute", "--phase", "unfreeze"]).ok().says("not frozen");
+    let run: serde_json::Value = serde_json::from_str(&s.run(&["runs", "show", "latest", "--format", "json"]).stdout()).unwrap();
+    let killed = run["run"]["id"].as_str().unwrap().to_string();
+    // What a run killed between its pending receipt and the freeze's end leaves.
+    let journal = s.journal().await;
+    sqlx::query("INSERT INTO freeze_receipts (connector, run_id, frozen_at, receipt) VALUES ('legacy', ?, '2026-12-03T00:00:00Z', ?)")
+        .bind(&killed)
+        .bind(serde_json::json!({"method": "triggers", "pending": true, "run": killed}).to_string())
+        .execute(&journal)
+        .await
+        .unwrap();
+    s.run(&["status"])
+        .ok()
+        .says("FROZEN? connector `legacy`")
+        .says(&format!("run {killed} stopped while freezing it"));
+    s.run(&["execute", "--phase", "freeze"])
+        .exits(1)
+        .says("stopped while freezing `legacy`")
+        .says("unfreeze");
+    assert_eq!(user_write(&s).await.unwrap(), 1, "the refused freeze changed nothing");
+    s.run(&["execute", "--phase", "unfreeze", "--yes"])
+        .ok()
+        .says("unfrozen")
+        .says("a user write goes through");
+    s.run(&["status"]).ok().says("nothing is frozen");
+    // A freeze now completes its receipt: no pending one is left behind.
+    s.run(&["execute", "--phase", "freeze"]).ok().says("a user write is refused");
+    let (receipt,): (String,) = sqlx::query_as("SELECT receipt FROM freeze_receipts WHERE unfrozen_at IS NULL")
+        .fetch_one(&journal)
+        .await
+        .unwrap();
+    assert!(!receipt.contains("pending") && receipt.contains("triggers"), "{receipt}");
+    s.run(&["execute", "--phase", "unfreeze"]).ok().says("unfrozen");
+}
+
 /// The files connector freezes with a lock file and removes exactly that.
 #[test]
 fn files_freeze_uses_a_lock_file() {

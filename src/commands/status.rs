@@ -26,6 +26,17 @@ pub async fn run(global: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
         let method = serde_json::from_str::<serde_json::Value>(&f.receipt)
             .ok()
             .and_then(|r| r["method"].as_str().map(str::to_string));
+        let receipt = serde_json::from_str::<serde_json::Value>(&f.receipt).unwrap_or_default();
+        if receipt["pending"] == true {
+            println!(
+                "FROZEN? connector `{}`: run {} stopped while freezing it (since {}, {}) before it recorded what it changed; check it by hand, then run an `unfreeze` step",
+                f.connector,
+                f.run_id,
+                f.frozen_at,
+                method.unwrap_or_default()
+            );
+            continue;
+        }
         println!(
             "FROZEN  connector `{}` by run {} since {} ({})",
             f.connector,

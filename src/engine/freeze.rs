@@ -6,6 +6,11 @@ use serde_json::{Value, json};
 use super::{Context, EngineError, StepOutcome};
 use crate::playbook::model::ConnectorArgs;
 
+/// A freeze recorded before it changed anything whose run never completed its receipt.
+fn is_pending(receipt: &str) -> bool {
+    serde_json::from_str::<Value>(receipt).is_ok_and(|r| r["pending"] == true)
+}
+
 fn probe_failed(connector: &str, expected: &str) -> EngineError {
     EngineError::Proof {
         message: format!("connector `{connector}`: the write probe shows it is not {expected}"),
@@ -16,6 +21,17 @@ fn probe_failed(connector: &str, expected: &str) -> EngineError {
 pub async fn freeze(ctx: &Context, args: &ConnectorArgs) -> Result<StepOutcome, EngineError> {
     let name = &args.connector;
     if let Some(open) = ctx.journal.open_freezes(Some(name)).await?.pop() {
+        if is_pending(&open.receipt) {
+            return Err(EngineError::Proof {
+                message: format!(
+                    "run {} stopped while freezing `{name}` (since {}), before it recorded what it changed: `{name}` may be partly frozen, and the tool cannot tell what to undo",
+                    open.run_id, open.frozen_at
+                ),
+                hint: format!(
+                    "check `{name}` by hand (its users' roles, grants or triggers, as its freeze method changes them) and re-open what the interrupted freeze changed, then run an `unfreeze: {{ connector: {name} }}` step, which asks you to confirm that"
+                ),
+            });
+        }
         return Ok(StepOutcome {
             summary: format!(
                 "`{name}` is already frozen (by run {} since {}); nothing to do",
@@ -47,10 +63,29 @@ pub async fn freeze(ctx: &Context, args: &ConnectorArgs) -> Result<StepOutcome, 
         "the CRM is read-only during rollback run {} (playbook `{}`)",
         ctx.run_id, ctx.playbook.name
     );
-    let receipt = connector.freeze(&ctx.run_id, &message).await?;
-    if let Err(e) = ctx.journal.record_freeze(name, &ctx.run_id, &receipt).await {
+    // Recorded before anything changes: a run that stops half-way (killed, or a lost
+    // connection) leaves a pending freeze that `status`, `freeze` and `unfreeze` report, instead
+    // of changes nobody knows about.
+    let pending = ctx
+        .journal
+        .record_freeze(
+            name,
+            &ctx.run_id,
+            &json!({"method": method.as_deref().unwrap_or("default"), "pending": true, "run": ctx.run_id}),
+        )
+        .await?;
+    let receipt = match connector.freeze(&ctx.run_id, &message).await {
+        Ok(receipt) => receipt,
+        Err(e) => {
+            // A failed freeze undoes its own changes (each connector does), so nothing is frozen.
+            ctx.journal.forget_freeze(pending).await?;
+            return Err(e.into());
+        }
+    };
+    if let Err(e) = ctx.journal.complete_freeze(pending, &receipt).await {
         // Without its receipt nobody could undo this freeze later: undo it now.
         let _ = connector.unfreeze(&receipt).await;
+        let _ = ctx.journal.forget_freeze(pending).await;
         return Err(e.into());
     }
     if connector.write_probe().await? {
@@ -87,6 +122,16 @@ pub async fn unfreeze(ctx: &Context, args: &ConnectorArgs) -> Result<StepOutcome
             )
             .await?;
             manual = true;
+        } else if receipt["pending"] == true {
+            super::pause::confirm(
+                ctx,
+                &format!(
+                    "Run {} stopped while freezing `{name}`, before it recorded what it changed. Re-open by hand what it may have changed (users' roles, grants or triggers, as the `{}` freeze changes them); the write probe checks the result.",
+                    freeze.run_id,
+                    receipt["method"].as_str().unwrap_or("default")
+                ),
+            )
+            .await?;
         } else {
             connector.unfreeze(&receipt).await?;
         }
