@@ -133,6 +133,10 @@ const DECODE_AHEAD: usize = 2;
 /// written (so they hold at most a tenth of a chunk's lines each).
 const FILTERED_AHEAD: usize = 8;
 
+/// Bytes of wanted lines that filtered chunks may hold while they wait for the writes, on
+/// average (they can hold no more than the wanted records' lines in all).
+const FILTERED_BUDGET: u64 = 16 << 20;
+
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -203,7 +207,15 @@ async fn upsert(
     // next chunks are already being read. Whole chunks (every record wanted) are large, so only
     // a few wait; filtered ones hold only the wanted lines, so more may.
     let (decoding, ahead) = match &*wanted {
-        Wanted::Ids { ids, of } if ids.len() as u64 * 10 <= *of => (DECODE_AHEAD, FILTERED_AHEAD),
+        Wanted::Ids { ids, of } if ids.len() as u64 * 10 <= *of => {
+            // As many as hold about FILTERED_BUDGET bytes of wanted lines at the average
+            // density: few wanted records let the decoding run far ahead of a batch's commit
+            // (eight chunks of a 1 % restore hold a few hundred lines, not a batch).
+            let raw: u64 = chunks.iter().map(|c| c.raw).sum();
+            let per_chunk = (raw / chunks.len().max(1) as u64).saturating_mul(ids.len() as u64) / (*of).max(1);
+            let ahead = (FILTERED_BUDGET / per_chunk.max(1)).clamp(FILTERED_AHEAD as u64, 4096);
+            (DECODE_AHEAD, ahead as usize)
+        }
         // Two chunks in memory besides the one being written, as many as ever.
         _ => (1, 1),
     };
