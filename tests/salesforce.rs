@@ -102,8 +102,9 @@ async fn delete(server: &Served, ids: &[String]) {
     assert!(answer.as_array().unwrap().iter().all(|r| r["success"] == true), "{answer}");
 }
 
-/// A backup holds every live row of each object, as many as the sandbox counts (deleted rows
-/// are in the Recycle Bin, left out), with 18-character ids and the writable fields but not the
+/// A plan notes that a backup holds only what the token's user can see. A backup (a `queryAll`
+/// of the rows not deleted) holds every live row of each object, as many as the sandbox counts
+/// (deleted rows are in the Recycle Bin, left out), with 18-character ids and the writable fields but not the
 /// modified stamp, proves itself against the live org, and the token appears nowhere: not in the
 /// output even at debug level, nor in the store.
 #[tokio::test]
@@ -143,6 +144,11 @@ async fn backup_counts_equal_the_sandbox() {
     }
     assert!(!text.contains(SANDBOX_TOKEN), "the token is in the store");
     s.run(&["verify", "--connector", "crm"]).ok().says("equals snapshot");
+    s.run(&["plan", "--phase", "backup"])
+        .ok()
+        .says("are queryable")
+        .says("a backup holds only the records the token's user can see")
+        .says("\"View All Data\"");
 }
 
 /// Every file under `dir` but the (compressed) chunks.

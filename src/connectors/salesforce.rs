@@ -7,9 +7,11 @@
 //! not calculated) plus `CreatedDate`, every one with a value: text as text, numbers as their
 //! decimal text, booleans as booleans, date-times in RFC 3339 UTC. `modified_at` is
 //! `SystemModstamp` (or the object's `modified:` field), which is not a field because every write
-//! changes it. A full export is a SOQL `query` ordered by `Id`, paged through `nextRecordsUrl`;
-//! it holds the live rows only (a deleted row is in the Recycle Bin, which is not part of a
-//! backup). An export `since` a time is a `queryAll` on `SystemModstamp >= since`, so rows deleted
+//! changes it. A full export is a SOQL `queryAll … WHERE IsDeleted = false` ordered by `Id`,
+//! paged through `nextRecordsUrl`: the live rows, archived activities included (which `query`
+//! leaves out), but not deleted rows (in the Recycle Bin, which is not part of a backup). Every
+//! query runs as the token's user, so a backup holds only the rows that user can see: it needs
+//! "View All Data" (or "View All" on each object). An export `since` a time is a `queryAll` on `SystemModstamp >= since`, so rows deleted
 //! since then come back too, flagged deleted.
 //!
 //! Writes are sObject Collections updates by id (at most 200 rows a call, `allOrNone` false,
@@ -61,6 +63,11 @@ struct ObjectMap {
     /// The `modified:` field the playbook names, if any.
     modified: Option<String>,
 }
+
+/// What a plan says about reading, which it cannot check: the REST API shows a user's profile
+/// and permission sets only to users who may read them, so whether the token's user sees every
+/// row is not known from here.
+const VISIBILITY_NOTE: &str = "; note: a backup holds only the records the token's user can see (sharing rules apply), so that user needs \"View All Data\" (or \"View All\" on each object), which is not checked here";
 
 /// What the connector and its export tasks share.
 struct Shared {
@@ -404,7 +411,8 @@ impl Shared {
         }
         if missing.is_empty() {
             let names: Vec<&str> = self.objects.iter().map(|o| o.sobject.as_str()).collect();
-            Ok(format!("{} are {}", names.join(", "), flags.join(" and ")))
+            let note = if need == "read" { VISIBILITY_NOTE } else { "" };
+            Ok(format!("{} are {}{note}", names.join(", "), flags.join(" and ")))
         } else {
             Err(format!(
                 "{} (grant the token's user these object permissions in its profile or a permission set)",
@@ -464,7 +472,10 @@ impl Connector for SalesforceConnector {
     async fn count(&self, object: &str) -> Result<u64, ConnectorError> {
         let s = &self.shared;
         let map = s.map(object)?;
-        let answer = s.query(&format!("SELECT COUNT() FROM {}", map.sobject), false, &map.name).await?;
+        let d = s.describe(map).await?;
+        let mut soql = format!("SELECT COUNT() FROM {}", map.sobject);
+        let all = Shared::live_only(&d, &mut soql, " WHERE ");
+        let answer = s.query(&soql, all, &map.name).await?;
         answer["totalSize"].as_u64().ok_or_else(|| {
             ConnectorError::new(&s.name, "Salesforce's COUNT() answer has no `totalSize`")
                 .object(object)

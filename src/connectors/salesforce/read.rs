@@ -1,6 +1,7 @@
 //! Reading Salesforce: an sObject row as a record (values normalised by field type), SOQL
-//! `query`/`queryAll` paged through `nextRecordsUrl`, the full export, the export since a time
-//! (with deleted rows), and rows by id.
+//! `query`/`queryAll` paged through `nextRecordsUrl`, the full export and rows by id (a `queryAll`
+//! of the rows not deleted, so archived activities are in), and the export since a time (with
+//! deleted rows).
 
 use std::future::Future;
 
@@ -90,6 +91,18 @@ impl Shared {
         format!("SELECT {} FROM {}", fields.join(", "), map.sobject)
     }
 
+    /// Narrows `soql` to the live rows for a `queryAll` (`joined` by `" WHERE "` or `" AND "`),
+    /// and whether to send it as one: `query` leaves out archived rows (old activities), which
+    /// `queryAll … WHERE IsDeleted = false` keeps. An sObject without `IsDeleted` is queried
+    /// with `query`.
+    pub(super) fn live_only(d: &Describe, soql: &mut String, joined: &str) -> bool {
+        if d.has_deleted {
+            soql.push_str(joined);
+            soql.push_str("IsDeleted = false");
+        }
+        d.has_deleted
+    }
+
     /// An sObject row as a record.
     pub(super) fn record(&self, map: &ObjectMap, d: &Describe, row: &Value) -> Result<Record, ConnectorError> {
         let Some(id) = row["Id"].as_str() else {
@@ -154,10 +167,11 @@ impl Shared {
         map: &ObjectMap,
         d: &Describe,
         soql: &str,
+        all: bool,
         since: Option<DateTime<Utc>>,
         tx: &Pages,
     ) -> Result<bool, ConnectorError> {
-        let mut page = Some(self.query(soql, since.is_some(), &map.name).await?);
+        let mut page = Some(self.query(soql, all, &map.name).await?);
         while let Some(p) = page {
             let rows = p["records"].as_array().ok_or_else(|| {
                 ConnectorError::new(&self.name, "Salesforce's query page has no `records`")
@@ -200,8 +214,12 @@ impl Shared {
             };
             soql.push_str(&format!(" WHERE {modified} >= {}", soql_time(since)));
         }
+        let all = match since {
+            Some(_) => true,
+            None => Self::live_only(&d, &mut soql, " WHERE "),
+        };
         soql.push_str(" ORDER BY Id");
-        self.send_pages(map, &d, &soql, since, tx).await.map(|_| ())
+        self.send_pages(map, &d, &soql, all, since, tx).await.map(|_| ())
     }
 
     /// The live records whose ids are in `ids`, in pages sent to `tx`; ids Salesforce does not
@@ -210,8 +228,10 @@ impl Shared {
         let d = self.describe_for(map).await?;
         let valid: Vec<&str> = ids.iter().map(String::as_str).filter(|id| is_id(id)).collect();
         for part in valid.chunks(IDS_PER_QUERY) {
-            let soql = format!("{} WHERE Id IN {} ORDER BY Id", Self::select(map, &d, false), id_list(part));
-            if !self.send_pages(map, &d, &soql, None, tx).await? {
+            let mut soql = format!("{} WHERE Id IN {}", Self::select(map, &d, false), id_list(part));
+            let all = Self::live_only(&d, &mut soql, " AND ");
+            soql.push_str(" ORDER BY Id");
+            if !self.send_pages(map, &d, &soql, all, None, tx).await? {
                 return Ok(());
             }
         }
