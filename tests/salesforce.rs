@@ -285,10 +285,10 @@ fn receipt(s: &Sandbox) -> Value {
     run["steps"][0]["detail"]["receipt"].clone()
 }
 
-/// `freeze_users` freezes every covered user's login but the integration user's (the token's
-/// own, from userinfo), and the probe reads them back; the receipt names exactly the users it
+/// `freeze_users` freezes every active Standard user's login (not a portal user's) but the
+/// integration user's (the token's own, from userinfo), and the probe reads them back; the receipt names exactly the users it
 /// froze, so unfreeze leaves a user frozen before alone. Naming the integration user, or a user
-/// the org does not have, changes nothing. A plan checks the right to freeze by reading only.
+/// the org does not have (in `users` or `exclude_users`), changes nothing. A plan checks the right to freeze by reading only.
 #[tokio::test]
 async fn freeze_users_and_unfreeze() {
     let server = start("50", &[]);
@@ -319,7 +319,23 @@ async fn freeze_users_and_unfreeze() {
     s.run(&["execute", "--phase", "freeze"])
         .exits(1)
         .says("no active user `nobody@example.com`");
+    s.write(
+        "rollback.yaml",
+        &playbook(&server, "{ method: freeze_users, exclude_users: [nobody@example.com] }"),
+    );
+    s.run(&["execute", "--phase", "freeze"])
+        .exits(1)
+        .says("the org has no user `nobody@example.com` (freeze `exclude_users`)");
     assert_eq!(logins(&server).await, prior, "nothing changed");
+    // A portal user is not frozen by default (only `Standard` users are).
+    let portal = prior[5].clone();
+    call(
+        &server,
+        "PATCH",
+        &format!("{V}/sobjects/User/{}", portal.0),
+        Some(json!({"UserType": "PowerCustomerSuccess"})),
+    )
+    .await;
 
     s.write("rollback.yaml", &playbook(&server, "{ method: freeze_users }"));
     s.run(&["plan", "--phase", "freeze"])
@@ -329,7 +345,7 @@ async fn freeze_users_and_unfreeze() {
         .ok()
         .says("frozen (freeze_users); a user write is refused");
     for (id, username, _, frozen) in logins(&server).await {
-        assert_eq!(frozen, id != integration.0, "{username}");
+        assert_eq!(frozen, id != integration.0 && id != portal.0, "{username}");
     }
     let r = receipt(&s);
     let listed: Vec<&str> = r["users"]
@@ -338,8 +354,9 @@ async fn freeze_users_and_unfreeze() {
         .iter()
         .map(|u| u["username"].as_str().unwrap())
         .collect();
-    assert_eq!(listed.len(), 4, "{r}");
+    assert_eq!(listed.len(), 3, "{r}");
     assert!(!listed.contains(&integration.1.as_str()) && !listed.contains(&before_frozen.as_str()));
+    assert!(!listed.contains(&portal.1.as_str()), "{r}");
     assert_eq!(r["already_frozen"][0]["username"], before_frozen.as_str());
     assert_eq!(r["integration_user"]["id"], integration.0.as_str());
     s.run(&["status"]).ok().says("FROZEN");
