@@ -651,6 +651,34 @@ mod tests {
         );
     }
 
+    /// A field whose name changed case between the snapshot and the live describe
+    /// (`lastname` → `LastName`, `EMAIL` → `Email`) is written with the snapshot's value, not
+    /// cleared.
+    #[tokio::test]
+    async fn fields_match_in_any_case() {
+        let c = SalesforceConnector::open(&config(false)).await.unwrap();
+        let s = &c.shared;
+        let described = Describe::from_api(&describe::tests::contact_describe(), None).unwrap();
+        let map = s.map("Contact").unwrap();
+        let record = Record {
+            object: "Contact".into(),
+            id: "0035S0000000001AAA".into(),
+            fields: [
+                ("lastname".to_string(), json!("Silva")),
+                ("EMAIL".to_string(), json!("ana@example.com")),
+            ]
+            .into(),
+            modified_at: None,
+            deleted: false,
+        };
+        let row = s.update_row(map, &described, &record).unwrap();
+        assert_eq!(
+            row,
+            json!({"attributes": {"type": "Contact"}, "id": "0035S0000000001AAA", "AccountId": null,
+                   "Email": "ana@example.com", "LastName": "Silva"})
+        );
+    }
+
     /// Opened for reading only (a plan, a dry run), it refuses every write before sending anything.
     #[tokio::test]
     async fn read_only_refuses_writes() {

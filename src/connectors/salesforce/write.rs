@@ -95,7 +95,8 @@ impl Shared {
     }
 
     /// One row of a Collections update: every updateable field, null where the record has no
-    /// value (and the field may be empty); a field the sObject does not have is an error naming it.
+    /// value (and the field may be empty), the record's fields matched in any case; a field the
+    /// sObject does not have is an error naming it.
     pub(super) fn update_row(&self, map: &ObjectMap, d: &Describe, record: &Record) -> Result<Value, ConnectorError> {
         let unknown: Vec<&String> = record.fields.keys().filter(|k| d.field(k).is_none()).collect();
         if let Some(first) = unknown.first() {
@@ -117,8 +118,11 @@ impl Shared {
         let mut row = Map::new();
         row.insert("attributes".into(), json!({"type": map.sobject}));
         row.insert("id".into(), Value::String(record.id.clone()));
+        // Salesforce's field names are case-insensitive: a field whose name changed case since
+        // the backup is still the snapshot's field, written with its value (never cleared).
+        let values: std::collections::HashMap<String, &Value> = record.fields.iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
         for field in d.kept.iter().filter(|f| f.updateable) {
-            match record.fields.get(&field.name) {
+            match values.get(&field.name.to_ascii_lowercase()) {
                 Some(v) if !v.is_null() => {
                     row.insert(field.name.clone(), value_out(field, v));
                 }
