@@ -4,7 +4,7 @@
 //!
 //! A record is an sObject row: its id is Salesforce's 18-character id; its fields are the fields
 //! a restore can write back or that never change (the describe's updateable or createable fields,
-//! not calculated) plus `CreatedDate`, every one with a value: text as text, numbers as their
+//! not calculated, not Classic Encryption text, which reads as a mask) plus `CreatedDate`, every one with a value: text as text, numbers as their
 //! decimal text, booleans as booleans, date-times in RFC 3339 UTC. `modified_at` is
 //! `SystemModstamp` (or the object's `modified:` field), which is not a field because every write
 //! changes it. A full export is a SOQL `queryAll … WHERE IsDeleted = false` ordered by `Id`,

@@ -1,6 +1,6 @@
 //! An sObject's describe as the `salesforce` connector uses it: which fields a record keeps
-//! (updateable or createable, not calculated, compound or files, and `CreatedDate`), which of
-//! them a write sets, the modified-time field, the id prefix and the lookups.
+//! (updateable or createable, not calculated, compound, files or Classic Encryption text, and
+//! `CreatedDate`), which of them a write sets, the modified-time field, the id prefix and the lookups.
 
 use std::collections::HashMap;
 
@@ -36,9 +36,11 @@ pub(super) struct Describe {
     pub described: Vec<Value>,
 }
 
-/// Field types a record does not keep: compound fields (their parts are fields of their own)
-/// and files, which a query answers with a URL instead of the data.
-const NOT_KEPT: [&str; 3] = ["address", "location", "base64"];
+/// Field types a record does not keep: compound fields (their parts are fields of their own),
+/// files, which a query answers with a URL instead of the data, and Classic Encryption text,
+/// which reads as a mask (`****1234`) unless the user may view encrypted data: writing the mask
+/// back would destroy the value.
+const NOT_KEPT: [&str; 4] = ["address", "location", "base64", "encryptedstring"];
 
 impl Describe {
     /// Reads an object's describe; `modified` is the playbook's `modified:` field, if any.
@@ -123,6 +125,7 @@ pub(super) mod tests {
             {"name": "Score__c", "type": "double", "updateable": false, "createable": false, "calculated": true},
             {"name": "MailingAddress", "type": "address", "updateable": false, "createable": false},
             {"name": "External__c", "type": "string", "updateable": false, "createable": true, "nillable": true},
+            {"name": "Secret__c", "type": "encryptedstring", "updateable": true, "createable": true, "nillable": true},
             {"name": "CreatedDate", "type": "datetime", "updateable": false, "createable": false},
             {"name": "LastModifiedDate", "type": "datetime", "updateable": false, "createable": false},
             {"name": "SystemModstamp", "type": "datetime", "updateable": false, "createable": false},
@@ -130,8 +133,8 @@ pub(super) mod tests {
         ]})
     }
 
-    /// Records keep the updateable and createable fields and `CreatedDate`, not calculated or
-    /// compound ones; writes set the updateable ones; SystemModstamp is the modified time.
+    /// Records keep the updateable and createable fields and `CreatedDate`, not calculated,
+    /// compound or encrypted (masked) ones; writes set the updateable ones; SystemModstamp is the modified time.
     #[test]
     fn kept_and_writable_fields() {
         let d = Describe::from_api(&contact_describe(), None).unwrap();
