@@ -587,7 +587,7 @@ impl Connector for SalesforceConnector {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// API versions are normalised; names that could break a query are refused.
@@ -603,7 +603,7 @@ mod tests {
     }
 
     /// A connector of one object, `Contact`, at an address where nothing listens.
-    fn config(read_only: bool) -> ConnectorConfig {
+    pub(super) fn config(read_only: bool) -> ConnectorConfig {
         ConnectorConfig {
             name: "crm".into(),
             kind: ConnectorKind::Salesforce,

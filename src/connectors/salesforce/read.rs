@@ -149,12 +149,23 @@ impl Shared {
         }
     }
 
+    /// A query page's rows. A page without `records` is an error, never an empty page: read as
+    /// no rows, it would hide users from a freeze or rows from a backup.
+    fn page_rows<'p>(&self, page: &'p Value, object: &str) -> Result<&'p Vec<Value>, ConnectorError> {
+        page["records"].as_array().ok_or_else(|| {
+            ConnectorError::new(&self.name, "Salesforce's query page has no `records`")
+                .object(object)
+                .retryable(true)
+                .hint("run the step again; if it persists, check that `instance_url` is Salesforce's")
+        })
+    }
+
     /// Every row a query answers (for small results: users, logins, ids).
     pub(super) async fn rows(&self, soql: &str, all: bool, object: &str) -> Result<Vec<Value>, ConnectorError> {
         let mut out = Vec::new();
         let mut page = Some(self.query(soql, all, object).await?);
         while let Some(p) = page {
-            out.extend(p["records"].as_array().into_iter().flatten().cloned());
+            out.extend(self.page_rows(&p, object)?.iter().cloned());
             page = self.next_page(&p, object).await?;
         }
         Ok(out)
@@ -173,11 +184,7 @@ impl Shared {
     ) -> Result<bool, ConnectorError> {
         let mut page = Some(self.query(soql, all, &map.name).await?);
         while let Some(p) = page {
-            let rows = p["records"].as_array().ok_or_else(|| {
-                ConnectorError::new(&self.name, "Salesforce's query page has no `records`")
-                    .object(&map.name)
-                    .retryable(true)
-            })?;
+            let rows = self.page_rows(&p, &map.name)?;
             let mut records = rows
                 .iter()
                 .map(|row| self.record(map, d, row))
@@ -270,6 +277,19 @@ mod tests {
         assert_eq!(normalise("date", &json!("2024-03-01")), Some(json!("2024-03-01")));
         assert_eq!(normalise("string", &json!("")), None);
         assert_eq!(normalise("string", &Value::Null), None);
+    }
+
+    /// A query page without `records` is an error, in every reader; an empty list is no rows.
+    #[tokio::test]
+    async fn a_page_without_records_is_an_error() {
+        let c = crate::connectors::salesforce::SalesforceConnector::open(&crate::connectors::salesforce::tests::config(false))
+            .await
+            .unwrap();
+        let s = &c.shared;
+        let e = s.page_rows(&json!({"totalSize": 3, "done": true}), "User").unwrap_err();
+        assert!(e.message.contains("has no `records`") && e.retryable, "{e}");
+        assert_eq!(e.object.as_deref(), Some("User"));
+        assert!(s.page_rows(&json!({"done": true, "records": []}), "User").unwrap().is_empty());
     }
 
     /// Only id-shaped text is ever quoted into a query.
