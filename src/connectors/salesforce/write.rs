@@ -32,13 +32,15 @@ impl Outcome {
     }
 }
 
+/// Salesforce's number field types.
+const NUMBERS: [&str; 5] = ["int", "double", "currency", "percent", "long"];
+
 /// A record's value as Salesforce takes it for a field of this type: numbers and booleans typed
-/// (records keep numbers as text), the rest as is.
+/// (records keep numbers as text), the rest as is. A number longer than an f64 holds stays text
+/// here, and goes out as a JSON number with its digits as they are (see [`Shared::apply`]).
 fn value_out(field: &Field, value: &Value) -> Value {
     match (field.kind.as_str(), value) {
-        ("int" | "double" | "currency" | "percent" | "long", Value::String(s)) => {
-            s.parse::<serde_json::Number>().map_or_else(|_| value.clone(), Value::Number)
-        }
+        (kind, Value::String(s)) if NUMBERS.contains(&kind) => crate::exact_json::number(s).unwrap_or_else(|| value.clone()),
         ("boolean", Value::String(s)) if s == "true" || s == "false" => Value::Bool(s == "true"),
         _ => value.clone(),
     }
@@ -57,18 +59,20 @@ impl Shared {
             .map(|r| self.update_row(map, &d, r))
             .collect::<Result<Vec<Value>, ConnectorError>>()?;
         let path = self.api.data("/composite/sobjects");
+        let number_field = |key: &str| d.field(key).is_some_and(|f| NUMBERS.contains(&f.kind.as_str()));
         // The bodies first: a stream of futures cannot hold a closure over borrowed chunks.
-        let bodies: Vec<(Vec<String>, Value)> = rows
+        let bodies: Vec<(Vec<String>, String)> = rows
             .chunks(self.batch)
             .map(|part| {
                 let ids = part.iter().map(|r| r["id"].as_str().unwrap_or_default().to_string()).collect();
-                (ids, json!({"allOrNone": false, "records": part}))
+                let body = json!({"allOrNone": false, "records": part});
+                (ids, crate::exact_json::write(&body, &number_field))
             })
             .collect();
         let calls = bodies.into_iter().map(|(ids, body)| {
             let path = &path;
             async move {
-                let answer = self.api.patch(path, &body, Some(&map.name)).await?;
+                let answer = self.api.patch_text(path, body, Some(&map.name)).await?;
                 self.outcome(&map.name, &ids, answer)
             }
         });
@@ -308,5 +312,7 @@ mod tests {
         assert_eq!(value_out(&field("boolean"), &json!("true")), json!(true));
         assert_eq!(value_out(&field("boolean"), &json!(false)), json!(false));
         assert_eq!(value_out(&field("string"), &json!("7")), json!("7"));
+        let long = json!("1234567890123456.78");
+        assert_eq!(value_out(&field("currency"), &long), long, "too long for an f64: kept as text");
     }
 }
