@@ -32,7 +32,7 @@ mod http;
 mod read;
 mod write;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -79,9 +79,10 @@ struct Shared {
     /// Opened for reading only (plans, dry runs): every write is refused.
     read_only: bool,
     describes: tokio::sync::Mutex<HashMap<String, Arc<Describe>>>,
-    /// Per object, the fields (lower-case) a snapshot being compared or restored knew (see
-    /// [`Connector::align_to_snapshot`]): reads and writes cover only those.
-    aligned: std::sync::Mutex<HashMap<String, HashSet<String>>>,
+    /// Per object, the fields a snapshot being compared or restored knew, by lower-case name
+    /// (see [`Connector::align_to_snapshot`]): reads and writes cover only those, and records
+    /// read name them as the snapshot did, so a field renamed only in case still compares.
+    aligned: std::sync::Mutex<HashMap<String, HashMap<String, String>>>,
 }
 
 pub struct SalesforceConnector {
@@ -548,7 +549,10 @@ impl Connector for SalesforceConnector {
         };
         let s = &self.shared;
         let map = s.map(object)?;
-        let known: HashSet<String> = fields.iter().filter_map(|f| f.as_str().map(str::to_ascii_lowercase)).collect();
+        let known: HashMap<String, String> = fields
+            .iter()
+            .filter_map(|f| f.as_str().map(|f| (f.to_ascii_lowercase(), f.to_string())))
+            .collect();
         s.aligned
             .lock()
             .map_err(|_| ConnectorError::new(&s.name, "lock poisoned"))?
@@ -653,7 +657,7 @@ pub(super) mod tests {
 
     /// A field whose name changed case between the snapshot and the live describe
     /// (`lastname` → `LastName`, `EMAIL` → `Email`) is written with the snapshot's value, not
-    /// cleared.
+    /// cleared, and read back under the snapshot's spelling once aligned with it.
     #[tokio::test]
     async fn fields_match_in_any_case() {
         let c = SalesforceConnector::open(&config(false)).await.unwrap();
@@ -677,6 +681,16 @@ pub(super) mod tests {
             json!({"attributes": {"type": "Contact"}, "id": "0035S0000000001AAA", "AccountId": null,
                    "Email": "ana@example.com", "LastName": "Silva"})
         );
+
+        // Aligned with that snapshot, rows read back under its spelling, so they compare equal.
+        s.describes.lock().await.insert("Contact".into(), Arc::new(described));
+        let schema = json!({"type": "salesforce", "objects": {"Contact": {"fields": ["EMAIL", "lastname"]}}});
+        c.align_to_snapshot("Contact", &schema).await.unwrap();
+        let narrowed = s.describe_for(map).await.unwrap();
+        let row = json!({"attributes": {"type": "Contact"}, "Id": "0035S0000000001AAA", "LastName": "Silva",
+                         "Email": "ana@example.com", "SystemModstamp": "2024-03-01T10:00:00.000+0000"});
+        assert_eq!(s.record(map, &narrowed, &row).unwrap().fields, record.fields);
+        assert_eq!(s.update_row(map, &narrowed, &record).unwrap()["LastName"], "Silva");
     }
 
     /// Opened for reading only (a plan, a dry run), it refuses every write before sending anything.

@@ -9,7 +9,11 @@ use serde_json::{Value, json};
 /// One field of an sObject, as its describe says.
 #[derive(Clone, Debug)]
 pub(super) struct Field {
+    /// The API name as the live describe spells it (what queries and writes use).
     pub name: String,
+    /// The name records use: `name`, or the spelling of the snapshot being compared or restored
+    /// when it knew the field in another case (Salesforce's names are case-insensitive).
+    pub key: String,
     /// Salesforce's field type: `string`, `double`, `boolean`, `datetime`, `reference`, …
     pub kind: String,
     pub nillable: bool,
@@ -64,6 +68,7 @@ impl Describe {
             let kind = f["type"].as_str().unwrap_or("string");
             let field = Field {
                 name: name.to_string(),
+                key: name.to_string(),
                 kind: kind.to_string(),
                 nillable: f["nillable"] == true,
                 updateable: f["updateable"] == true && f["calculated"] != true,
@@ -98,11 +103,18 @@ impl Describe {
         Ok(out)
     }
 
-    /// Only the kept fields among `known` (lower-case names): those a snapshot knew. Every field
-    /// stays known, so a record's field the sObject no longer has is still named as such.
-    pub fn narrowed(&self, known: &std::collections::HashSet<String>) -> Describe {
+    /// Only the kept fields among `known` (the snapshot's names by their lower-case form): those
+    /// a snapshot knew, read under the snapshot's spelling. Every field stays known, so a
+    /// record's field the sObject no longer has is still named as such.
+    pub fn narrowed(&self, known: &HashMap<String, String>) -> Describe {
         let mut out = self.clone();
-        out.kept.retain(|f| known.contains(&f.name.to_ascii_lowercase()));
+        out.kept.retain_mut(|f| match known.get(&f.name.to_ascii_lowercase()) {
+            Some(spelt) => {
+                f.key = spelt.clone();
+                true
+            }
+            None => false,
+        });
         out
     }
 
@@ -159,10 +171,12 @@ pub(super) mod tests {
                 .contains("no field `Nope`")
         );
         assert!(Describe::from_api(&json!({}), None).is_err());
-        let known = ["lastname", "createddate"].map(String::from).into();
+        let known = [("lastname", "lastName"), ("createddate", "CreatedDate")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
         let narrowed = d.narrowed(&known);
-        let kept: Vec<&str> = narrowed.kept.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(kept, ["CreatedDate", "LastName"]);
+        let kept: Vec<(&str, &str)> = narrowed.kept.iter().map(|f| (f.name.as_str(), f.key.as_str())).collect();
+        assert_eq!(kept, [("CreatedDate", "CreatedDate"), ("LastName", "lastName")]);
         assert!(narrowed.field("Email").is_some(), "still a field of the sObject");
     }
 }

@@ -113,7 +113,7 @@ impl Shared {
         let mut fields = Fields::new();
         for f in &d.kept {
             if let Some(v) = normalise(&f.kind, &row[&f.name]) {
-                fields.insert(f.name.clone(), v);
+                fields.insert(f.key.clone(), v);
             }
         }
         let modified_at = d.modified.as_ref().and_then(|m| row[m].as_str()).and_then(parse_time);

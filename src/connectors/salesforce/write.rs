@@ -297,6 +297,7 @@ mod tests {
     fn field(kind: &str) -> Field {
         Field {
             name: "F".into(),
+            key: "F".into(),
             kind: kind.into(),
             nillable: true,
             updateable: true,
