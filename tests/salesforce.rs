@@ -376,6 +376,10 @@ async fn freeze_users_and_unfreeze() {
         "rollback.yaml",
         &playbook(&server, "{ method: freeze_users, exclude_users: [nobody@example.com] }"),
     );
+    s.run(&["plan", "--phase", "freeze"])
+        .exits(3)
+        .says("NOT READY")
+        .says("the org has no user `nobody@example.com` (freeze `exclude_users`)");
     s.run(&["execute", "--phase", "freeze"])
         .exits(1)
         .says("the org has no user `nobody@example.com` (freeze `exclude_users`)");
@@ -393,7 +397,7 @@ async fn freeze_users_and_unfreeze() {
     s.write("rollback.yaml", &playbook(&server, "{ method: freeze_users }"));
     s.run(&["plan", "--phase", "freeze"])
         .ok()
-        .says("can update UserLogin (freeze users)");
+        .says("can update UserLogin (freeze users); the freeze covers 4 user(s)");
     s.run(&["execute", "--phase", "freeze"])
         .ok()
         .says("frozen (freeze_users); a user write is refused");

@@ -412,7 +412,8 @@ impl Shared {
         }
         if missing.is_empty() {
             let names: Vec<&str> = self.objects.iter().map(|o| o.sobject.as_str()).collect();
-            let note = if need == "read" { VISIBILITY_NOTE } else { "" };
+            // A restore compares and writes only what the user sees, too.
+            let note = VISIBILITY_NOTE;
             Ok(format!("{} are {}{note}", names.join(", "), flags.join(" and ")))
         } else {
             Err(format!(

@@ -415,13 +415,19 @@ pub(super) async fn write_probe(s: &Shared, spec: Option<&FreezeSpec>) -> Result
 }
 
 /// For `plan`: whether the token's user can freeze users (`UserLogin` updateable, its own
-/// identity known), read without changing anything.
+/// identity known) and whom the freeze covers (every name in `users` and `exclude_users` a user
+/// of the org), read without changing anything.
 pub(super) async fn privileges(s: &Shared, spec: Option<&FreezeSpec>) -> Option<Result<String, String>> {
     if manual(spec) {
         return None;
     }
-    let me = match integration_user(s).await {
-        Ok((_, username)) => username,
+    let (me, my_id) = match integration_user(s).await {
+        Ok((id, username)) => (username, id),
+        Err(e) => return Some(Err(e.message.clone())),
+    };
+    // Names in `users` or `exclude_users` that match no user show up in the plan already.
+    let users = match all_users(s).await.and_then(|all| covered(s, all, spec, &my_id)) {
+        Ok(users) => users,
         Err(e) => return Some(Err(e.message.clone())),
     };
     let objects = match s.sobjects().await {
@@ -430,7 +436,8 @@ pub(super) async fn privileges(s: &Shared, spec: Option<&FreezeSpec>) -> Option<
     };
     Some(if objects.get("userlogin").is_some_and(|o| o["updateable"] == true) {
         Ok(format!(
-            "can update UserLogin (freeze users); the integration user `{me}` is never frozen"
+            "can update UserLogin (freeze users); the freeze covers {} user(s); the integration user `{me}` is never frozen",
+            users.len()
         ))
     } else {
         Err("the token's user cannot update `UserLogin`, so it cannot freeze users (grant it Manage Users)".into())
