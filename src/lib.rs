@@ -8,6 +8,8 @@
 //! - [`store`] holds snapshots: content-addressed chunks and manifests, checked by
 //!   [`store::verify`].
 //! - [`cli`] and [`commands`] are the only places that know about clap and the terminal.
+//! - [`exact_json`] reads and writes JSON numbers longer than an `f64` holds (Salesforce's
+//!   18-digit fields) as their exact text, for the Salesforce connector and sandbox.
 //!
 //! # On disk
 //! ```text
@@ -32,6 +34,7 @@ pub mod connectors;
 pub mod diff;
 pub mod digest;
 pub mod engine;
+pub mod exact_json;
 pub mod generate;
 pub mod ids;
 pub mod journal;

@@ -4,12 +4,14 @@
 //!
 //! A record is an sObject row: its id is Salesforce's 18-character id; its fields are the fields
 //! a restore can write back or that never change (the describe's updateable or createable fields,
-//! not calculated) plus `CreatedDate`, every one with a value: text as text, numbers as their
+//! not calculated, not Classic Encryption text, which reads as a mask) plus `CreatedDate`, every one with a value: text as text, numbers as their
 //! decimal text, booleans as booleans, date-times in RFC 3339 UTC. `modified_at` is
 //! `SystemModstamp` (or the object's `modified:` field), which is not a field because every write
-//! changes it. A full export is a SOQL `query` ordered by `Id`, paged through `nextRecordsUrl`;
-//! it holds the live rows only (a deleted row is in the Recycle Bin, which is not part of a
-//! backup). An export `since` a time is a `queryAll` on `SystemModstamp >= since`, so rows deleted
+//! changes it. A full export is a SOQL `queryAll … WHERE IsDeleted = false` ordered by `Id`,
+//! paged through `nextRecordsUrl`: the live rows, archived activities included (which `query`
+//! leaves out), but not deleted rows (in the Recycle Bin, which is not part of a backup). Every
+//! query runs as the token's user, so a backup holds only the rows that user can see: it needs
+//! "View All Data" (or "View All" on each object). An export `since` a time is a `queryAll` on `SystemModstamp >= since`, so rows deleted
 //! since then come back too, flagged deleted.
 //!
 //! Writes are sObject Collections updates by id (at most 200 rows a call, `allOrNone` false,
@@ -30,7 +32,7 @@ mod http;
 mod read;
 mod write;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -62,6 +64,11 @@ struct ObjectMap {
     modified: Option<String>,
 }
 
+/// What a plan says about reading, which it cannot check: the REST API shows a user's profile
+/// and permission sets only to users who may read them, so whether the token's user sees every
+/// row is not known from here.
+const VISIBILITY_NOTE: &str = "; note: a backup holds only the records the token's user can see (sharing rules apply), so that user needs \"View All Data\" (or \"View All\" on each object), which is not checked here";
+
 /// What the connector and its export tasks share.
 struct Shared {
     name: String,
@@ -72,9 +79,10 @@ struct Shared {
     /// Opened for reading only (plans, dry runs): every write is refused.
     read_only: bool,
     describes: tokio::sync::Mutex<HashMap<String, Arc<Describe>>>,
-    /// Per object, the fields (lower-case) a snapshot being compared or restored knew (see
-    /// [`Connector::align_to_snapshot`]): reads and writes cover only those.
-    aligned: std::sync::Mutex<HashMap<String, HashSet<String>>>,
+    /// Per object, the fields a snapshot being compared or restored knew, by lower-case name
+    /// (see [`Connector::align_to_snapshot`]): reads and writes cover only those, and records
+    /// read name them as the snapshot did, so a field renamed only in case still compares.
+    aligned: std::sync::Mutex<HashMap<String, HashMap<String, String>>>,
 }
 
 pub struct SalesforceConnector {
@@ -404,7 +412,9 @@ impl Shared {
         }
         if missing.is_empty() {
             let names: Vec<&str> = self.objects.iter().map(|o| o.sobject.as_str()).collect();
-            Ok(format!("{} are {}", names.join(", "), flags.join(" and ")))
+            // A restore compares and writes only what the user sees, too.
+            let note = VISIBILITY_NOTE;
+            Ok(format!("{} are {}{note}", names.join(", "), flags.join(" and ")))
         } else {
             Err(format!(
                 "{} (grant the token's user these object permissions in its profile or a permission set)",
@@ -464,7 +474,10 @@ impl Connector for SalesforceConnector {
     async fn count(&self, object: &str) -> Result<u64, ConnectorError> {
         let s = &self.shared;
         let map = s.map(object)?;
-        let answer = s.query(&format!("SELECT COUNT() FROM {}", map.sobject), false, &map.name).await?;
+        let d = s.describe(map).await?;
+        let mut soql = format!("SELECT COUNT() FROM {}", map.sobject);
+        let all = Shared::live_only(&d, &mut soql, " WHERE ");
+        let answer = s.query(&soql, all, &map.name).await?;
         answer["totalSize"].as_u64().ok_or_else(|| {
             ConnectorError::new(&s.name, "Salesforce's COUNT() answer has no `totalSize`")
                 .object(object)
@@ -537,7 +550,10 @@ impl Connector for SalesforceConnector {
             .filter(|_| schema["type"] == "salesforce")
         {
             Some(fields) => {
-                let known: HashSet<String> = fields.iter().filter_map(|f| f.as_str().map(str::to_ascii_lowercase)).collect();
+                let known: HashMap<String, String> = fields
+                    .iter()
+                    .filter_map(|f| f.as_str().map(|f| (f.to_ascii_lowercase(), f.to_string())))
+                    .collect();
                 aligned.insert(map.name.to_string(), known);
             }
             // No field list to go by (a backup, or another connector's snapshot): every field.
@@ -579,7 +595,7 @@ impl Connector for SalesforceConnector {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// API versions are normalised; names that could break a query are refused.
@@ -595,7 +611,7 @@ mod tests {
     }
 
     /// A connector of one object, `Contact`, at an address where nothing listens.
-    fn config(read_only: bool) -> ConnectorConfig {
+    pub(super) fn config(read_only: bool) -> ConnectorConfig {
         ConnectorConfig {
             name: "crm".into(),
             kind: ConnectorKind::Salesforce,
@@ -645,6 +661,44 @@ mod tests {
         // A backup lifts the narrowing: it reads every field again.
         c.align_to_snapshot("Contact", &Value::Null).await.unwrap();
         assert_eq!(s.describe_for(map).await.unwrap().kept.len(), 5);
+    }
+
+    /// A field whose name changed case between the snapshot and the live describe
+    /// (`lastname` → `LastName`, `EMAIL` → `Email`) is written with the snapshot's value, not
+    /// cleared, and read back under the snapshot's spelling once aligned with it.
+    #[tokio::test]
+    async fn fields_match_in_any_case() {
+        let c = SalesforceConnector::open(&config(false)).await.unwrap();
+        let s = &c.shared;
+        let described = Describe::from_api(&describe::tests::contact_describe(), None).unwrap();
+        let map = s.map("Contact").unwrap();
+        let record = Record {
+            object: "Contact".into(),
+            id: "0035S0000000001AAA".into(),
+            fields: [
+                ("lastname".to_string(), json!("Silva")),
+                ("EMAIL".to_string(), json!("ana@example.com")),
+            ]
+            .into(),
+            modified_at: None,
+            deleted: false,
+        };
+        let row = s.update_row(map, &described, &record).unwrap();
+        assert_eq!(
+            row,
+            json!({"attributes": {"type": "Contact"}, "id": "0035S0000000001AAA", "AccountId": null,
+                   "Email": "ana@example.com", "LastName": "Silva"})
+        );
+
+        // Aligned with that snapshot, rows read back under its spelling, so they compare equal.
+        s.describes.lock().await.insert("Contact".into(), Arc::new(described));
+        let schema = json!({"type": "salesforce", "objects": {"Contact": {"fields": ["EMAIL", "lastname"]}}});
+        c.align_to_snapshot("Contact", &schema).await.unwrap();
+        let narrowed = s.describe_for(map).await.unwrap();
+        let row = json!({"attributes": {"type": "Contact"}, "Id": "0035S0000000001AAA", "LastName": "Silva",
+                         "Email": "ana@example.com", "SystemModstamp": "2024-03-01T10:00:00.000+0000"});
+        assert_eq!(s.record(map, &narrowed, &row).unwrap().fields, record.fields);
+        assert_eq!(s.update_row(map, &narrowed, &record).unwrap()["LastName"], "Silva");
     }
 
     /// Opened for reading only (a plan, a dry run), it refuses every write before sending anything.

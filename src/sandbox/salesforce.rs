@@ -310,9 +310,21 @@ fn json_value(table: &Table, id: u64, rec: &super::store::Rec, column: usize) ->
     };
     match table.kind.properties[column].kind {
         super::store::Kind::Boolean => Value::Bool(text == "true"),
-        super::store::Kind::Number => text.parse::<serde_json::Number>().map_or(Value::String(text), Value::Number),
+        // A number longer than an f64 holds stays text here; [`exact`] sends it as a number.
+        super::store::Kind::Number => crate::exact_json::number(&text).unwrap_or(Value::String(text)),
         _ => Value::String(text),
     }
+}
+
+/// A JSON answer holding records of `table`, whose Number fields are written with every digit
+/// stored (18-digit Number and Currency values are longer than an f64 holds).
+fn exact(table: &Table, body: &Value) -> Response {
+    let number = |key: &str| table.property(key).is_some_and(|p| p.kind == super::store::Kind::Number);
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        crate::exact_json::write(body, &number),
+    )
+        .into_response()
 }
 
 /// A record as the REST API shows it: `attributes` and the chosen fields.

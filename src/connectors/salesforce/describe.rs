@@ -1,6 +1,6 @@
 //! An sObject's describe as the `salesforce` connector uses it: which fields a record keeps
-//! (updateable or createable, not calculated, compound or files, and `CreatedDate`), which of
-//! them a write sets, the modified-time field, the id prefix and the lookups.
+//! (updateable or createable, not calculated, compound, files or Classic Encryption text, and
+//! `CreatedDate`), which of them a write sets, the modified-time field, the id prefix and the lookups.
 
 use std::collections::HashMap;
 
@@ -9,7 +9,11 @@ use serde_json::{Value, json};
 /// One field of an sObject, as its describe says.
 #[derive(Clone, Debug)]
 pub(super) struct Field {
+    /// The API name as the live describe spells it (what queries and writes use).
     pub name: String,
+    /// The name records use: `name`, or the spelling of the snapshot being compared or restored
+    /// when it knew the field in another case (Salesforce's names are case-insensitive).
+    pub key: String,
     /// Salesforce's field type: `string`, `double`, `boolean`, `datetime`, `reference`, …
     pub kind: String,
     pub nillable: bool,
@@ -36,9 +40,11 @@ pub(super) struct Describe {
     pub described: Vec<Value>,
 }
 
-/// Field types a record does not keep: compound fields (their parts are fields of their own)
-/// and files, which a query answers with a URL instead of the data.
-const NOT_KEPT: [&str; 3] = ["address", "location", "base64"];
+/// Field types a record does not keep: compound fields (their parts are fields of their own),
+/// files, which a query answers with a URL instead of the data, and Classic Encryption text,
+/// which reads as a mask (`****1234`) unless the user may view encrypted data: writing the mask
+/// back would destroy the value.
+const NOT_KEPT: [&str; 4] = ["address", "location", "base64", "encryptedstring"];
 
 impl Describe {
     /// Reads an object's describe; `modified` is the playbook's `modified:` field, if any.
@@ -62,6 +68,7 @@ impl Describe {
             let kind = f["type"].as_str().unwrap_or("string");
             let field = Field {
                 name: name.to_string(),
+                key: name.to_string(),
                 kind: kind.to_string(),
                 nillable: f["nillable"] == true,
                 updateable: f["updateable"] == true && f["calculated"] != true,
@@ -96,11 +103,18 @@ impl Describe {
         Ok(out)
     }
 
-    /// Only the kept fields among `known` (lower-case names): those a snapshot knew. Every field
-    /// stays known, so a record's field the sObject no longer has is still named as such.
-    pub fn narrowed(&self, known: &std::collections::HashSet<String>) -> Describe {
+    /// Only the kept fields among `known` (the snapshot's names by their lower-case form): those
+    /// a snapshot knew, read under the snapshot's spelling. Every field stays known, so a
+    /// record's field the sObject no longer has is still named as such.
+    pub fn narrowed(&self, known: &HashMap<String, String>) -> Describe {
         let mut out = self.clone();
-        out.kept.retain(|f| known.contains(&f.name.to_ascii_lowercase()));
+        out.kept.retain_mut(|f| match known.get(&f.name.to_ascii_lowercase()) {
+            Some(spelt) => {
+                f.key = spelt.clone();
+                true
+            }
+            None => false,
+        });
         out
     }
 
@@ -123,6 +137,7 @@ pub(super) mod tests {
             {"name": "Score__c", "type": "double", "updateable": false, "createable": false, "calculated": true},
             {"name": "MailingAddress", "type": "address", "updateable": false, "createable": false},
             {"name": "External__c", "type": "string", "updateable": false, "createable": true, "nillable": true},
+            {"name": "Secret__c", "type": "encryptedstring", "updateable": true, "createable": true, "nillable": true},
             {"name": "CreatedDate", "type": "datetime", "updateable": false, "createable": false},
             {"name": "LastModifiedDate", "type": "datetime", "updateable": false, "createable": false},
             {"name": "SystemModstamp", "type": "datetime", "updateable": false, "createable": false},
@@ -130,8 +145,8 @@ pub(super) mod tests {
         ]})
     }
 
-    /// Records keep the updateable and createable fields and `CreatedDate`, not calculated or
-    /// compound ones; writes set the updateable ones; SystemModstamp is the modified time.
+    /// Records keep the updateable and createable fields and `CreatedDate`, not calculated,
+    /// compound or encrypted (masked) ones; writes set the updateable ones; SystemModstamp is the modified time.
     #[test]
     fn kept_and_writable_fields() {
         let d = Describe::from_api(&contact_describe(), None).unwrap();
@@ -156,10 +171,12 @@ pub(super) mod tests {
                 .contains("no field `Nope`")
         );
         assert!(Describe::from_api(&json!({}), None).is_err());
-        let known = ["lastname", "createddate"].map(String::from).into();
+        let known = [("lastname", "lastName"), ("createddate", "CreatedDate")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
         let narrowed = d.narrowed(&known);
-        let kept: Vec<&str> = narrowed.kept.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(kept, ["CreatedDate", "LastName"]);
+        let kept: Vec<(&str, &str)> = narrowed.kept.iter().map(|f| (f.name.as_str(), f.key.as_str())).collect();
+        assert_eq!(kept, [("CreatedDate", "CreatedDate"), ("LastName", "lastName")]);
         assert!(narrowed.field("Email").is_some(), "still a field of the sObject");
     }
 }

@@ -1,9 +1,12 @@
 //! Freezing Salesforce (`freeze: { method: freeze_users }`): `UserLogin.IsFrozen = true` for
 //! the covered users, so they can no longer log in (they stay active and keep their licences),
 //! while the tool's own session goes on. The users are those named in `users` (usernames, emails
-//! or user ids), else every active user, less `exclude_users`, and never the integration user
-//! (the user the token belongs to, from `/services/oauth2/userinfo`): naming it in `users` is an
-//! error, and a freeze that cannot tell who it is changes nothing.
+//! or user ids), else every active `Standard` user (not portal, community, guest or automated
+//! users), less `exclude_users` (a name there that is no user of the org is an error, as in
+//! `users`), and never the integration user (the user the token belongs to, from
+//! `/services/oauth2/userinfo`): naming it in `users` is an error, and a freeze that cannot tell
+//! who it is changes nothing. Administrators are not left out by themselves: the sandbox serves
+//! no profiles or permission sets to tell them by, so the playbook lists them in `exclude_users`.
 //!
 //! The receipt lists exactly the users it froze (each with its `UserLogin` id), written down
 //! before they are frozen; users already frozen are left alone and listed apart, so the unfreeze,
@@ -23,12 +26,16 @@ use crate::playbook::model::FreezeSpec;
 /// Users (or logins) per query and per Collections call.
 const PER_CALL: usize = 200;
 
-/// One active user as the `User` object shows it.
+/// One user as the `User` object shows it.
 #[derive(Clone, Debug)]
 struct User {
     id: String,
     username: String,
     email: String,
+    /// `UserType`: `Standard` for a licensed internal user; portal, community, guest and
+    /// automated users have others.
+    kind: String,
+    active: bool,
 }
 
 /// A user's `UserLogin` row.
@@ -101,11 +108,11 @@ async fn integration_user(s: &Shared) -> Result<(String, String), ConnectorError
     Ok((id.to_string(), username.to_string()))
 }
 
-/// Every active user.
-async fn active_users(s: &Shared) -> Result<Vec<User>, ConnectorError> {
+/// Every user, active or not.
+async fn all_users(s: &Shared) -> Result<Vec<User>, ConnectorError> {
     let rows = s
         .rows(
-            "SELECT Id, Username, Email FROM User WHERE IsActive = true ORDER BY Id",
+            "SELECT Id, Username, Email, UserType, IsActive FROM User ORDER BY Id",
             false,
             "User",
         )
@@ -118,6 +125,8 @@ async fn active_users(s: &Shared) -> Result<Vec<User>, ConnectorError> {
             id: text(&r["Id"]),
             username: text(&r["Username"]),
             email: text(&r["Email"]),
+            kind: text(&r["UserType"]),
+            active: r["IsActive"] == true,
         })
         .collect())
 }
@@ -142,25 +151,41 @@ async fn logins(s: &Shared, ids: &[&str], by_login: bool) -> Result<Vec<Login>, 
     Ok(out)
 }
 
-/// The users a freeze covers: `users` (each must be an active user), else every active user,
-/// less `exclude_users` and the integration user `me` (naming it in `users` is an error).
+/// Names in `names` that name none of `users`, in backticks.
+fn unknown(users: &[&User], names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .filter(|n| !users.iter().any(|u| named(u, std::slice::from_ref(*n))))
+        .map(|n| format!("`{n}`"))
+        .collect()
+}
+
+/// The users a freeze covers: `users` (each must be an active user), else every active
+/// `Standard` user (not portal, community, guest or automated ones), less `exclude_users` (each
+/// must be a user of the org) and the integration user `me` (naming it in `users` is an error).
 fn covered(s: &Shared, all: Vec<User>, spec: Option<&FreezeSpec>, me: &str) -> Result<Vec<User>, ConnectorError> {
     let exclude = spec.and_then(|f| f.exclude_users.clone()).unwrap_or_default();
     let only = spec.and_then(|f| f.users.clone());
+    let everyone: Vec<&User> = all.iter().collect();
+    let missing = unknown(&everyone, &exclude);
+    if !missing.is_empty() {
+        return Err(bad(
+            &s.name,
+            format!("the org has no user {} (freeze `exclude_users`)", missing.join(", ")),
+            "name users by username, email or id as Salesforce lists them (Setup → Users); a misspelt exclusion would freeze the user it meant to spare",
+        ));
+    }
+    let active: Vec<&User> = all.iter().filter(|u| u.active).collect();
     if let Some(only) = &only {
-        let unknown: Vec<String> = only
-            .iter()
-            .filter(|n| !all.iter().any(|u| named(u, std::slice::from_ref(*n))))
-            .map(|n| format!("`{n}`"))
-            .collect();
-        if !unknown.is_empty() {
+        let missing = unknown(&active, only);
+        if !missing.is_empty() {
             return Err(bad(
                 &s.name,
-                format!("the org has no active user {} (freeze `users`)", unknown.join(", ")),
+                format!("the org has no active user {} (freeze `users`)", missing.join(", ")),
                 "name users by username, email or id as Salesforce lists them (Setup → Users); inactive users cannot log in anyway",
             ));
         }
-        if let Some(user) = all.iter().find(|u| same_id(&u.id, me) && named(u, only)) {
+        if let Some(user) = active.iter().find(|u| same_id(&u.id, me) && named(u, only)) {
             return Err(bad(
                 &s.name,
                 format!(
@@ -171,9 +196,13 @@ fn covered(s: &Shared, all: Vec<User>, spec: Option<&FreezeSpec>, me: &str) -> R
             ));
         }
     }
+    let wanted = |u: &User| match &only {
+        Some(o) => named(u, o),
+        None => u.kind == "Standard",
+    };
     Ok(all
         .into_iter()
-        .filter(|u| !same_id(&u.id, me) && only.as_ref().is_none_or(|o| named(u, o)) && !named(u, &exclude))
+        .filter(|u| u.active && !same_id(&u.id, me) && wanted(u) && !named(u, &exclude))
         .collect())
 }
 
@@ -214,11 +243,11 @@ async fn set_frozen(s: &Shared, login_ids: &[String], frozen: bool) -> Result<Ve
 pub(super) async fn freeze(s: &Shared, spec: Option<&FreezeSpec>, run_id: &str) -> Result<Value, ConnectorError> {
     s.writable("freeze")?;
     let (me, my_name) = integration_user(s).await?;
-    let users = covered(s, active_users(s).await?, spec, &me)?;
+    let users = covered(s, all_users(s).await?, spec, &me)?;
     if users.is_empty() {
         return Err(bad(
             &s.name,
-            "the freeze covers no user: every active user is excluded or is the integration user".into(),
+            "the freeze covers no user: every active Standard user is excluded or is the integration user".into(),
             "check `users` and `exclude_users` under `freeze:`",
         ));
     }
@@ -374,7 +403,7 @@ pub(super) async fn write_probe(s: &Shared, spec: Option<&FreezeSpec>) -> Result
         return Err(ConnectorError::new(&s.name, "a manual freeze has no write probe"));
     }
     let (me, _) = integration_user(s).await?;
-    let users = covered(s, active_users(s).await?, spec, &me)?;
+    let users = covered(s, all_users(s).await?, spec, &me)?;
     let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
     let frozen: HashMap<String, bool> = logins(s, &ids, false)
         .await?
@@ -386,13 +415,19 @@ pub(super) async fn write_probe(s: &Shared, spec: Option<&FreezeSpec>) -> Result
 }
 
 /// For `plan`: whether the token's user can freeze users (`UserLogin` updateable, its own
-/// identity known), read without changing anything.
+/// identity known) and whom the freeze covers (every name in `users` and `exclude_users` a user
+/// of the org), read without changing anything.
 pub(super) async fn privileges(s: &Shared, spec: Option<&FreezeSpec>) -> Option<Result<String, String>> {
     if manual(spec) {
         return None;
     }
-    let me = match integration_user(s).await {
-        Ok((_, username)) => username,
+    let (me, my_id) = match integration_user(s).await {
+        Ok((id, username)) => (username, id),
+        Err(e) => return Some(Err(e.message.clone())),
+    };
+    // Names in `users` or `exclude_users` that match no user show up in the plan already.
+    let users = match all_users(s).await.and_then(|all| covered(s, all, spec, &my_id)) {
+        Ok(users) => users,
         Err(e) => return Some(Err(e.message.clone())),
     };
     let objects = match s.sobjects().await {
@@ -401,7 +436,8 @@ pub(super) async fn privileges(s: &Shared, spec: Option<&FreezeSpec>) -> Option<
     };
     Some(if objects.get("userlogin").is_some_and(|o| o["updateable"] == true) {
         Ok(format!(
-            "can update UserLogin (freeze users); the integration user `{me}` is never frozen"
+            "can update UserLogin (freeze users); the freeze covers {} user(s); the integration user `{me}` is never frozen",
+            users.len()
         ))
     } else {
         Err("the token's user cannot update `UserLogin`, so it cannot freeze users (grant it Manage Users)".into())
@@ -417,6 +453,8 @@ mod tests {
             id: id.into(),
             username: username.into(),
             email: format!("{username}@example.com"),
+            kind: "Standard".into(),
+            active: true,
         }
     }
 

@@ -130,7 +130,7 @@ impl Api {
     }
 
     pub async fn get(&self, path: &str, query: &[(&str, &str)], object: Option<&str>) -> Result<Value, ConnectorError> {
-        self.call(reqwest::Method::GET, path, query, &[], None, object).await
+        self.call(reqwest::Method::GET, path, query, &[], None::<&Value>, object).await
     }
 
     /// A GET with extra request headers (`Sforce-Query-Options`).
@@ -141,7 +141,7 @@ impl Api {
         headers: &[(&str, &str)],
         object: Option<&str>,
     ) -> Result<Value, ConnectorError> {
-        self.call(reqwest::Method::GET, path, query, headers, None, object).await
+        self.call(reqwest::Method::GET, path, query, headers, None::<&Value>, object).await
     }
 
     /// A POST, sent once (it is not idempotent).
@@ -153,20 +153,28 @@ impl Api {
         self.call(reqwest::Method::PATCH, path, &[], &[], Some(body), object).await
     }
 
+    /// A PATCH whose body is JSON text already (numbers written exactly, see
+    /// [`crate::exact_json::write`]).
+    pub async fn patch_text(&self, path: &str, body: String, object: Option<&str>) -> Result<Value, ConnectorError> {
+        let raw = serde_json::value::RawValue::from_string(body)
+            .map_err(|e| self.error(format!("PATCH {path}: the body is not JSON: {e}"), object))?;
+        self.call(reqwest::Method::PATCH, path, &[], &[], Some(&raw), object).await
+    }
+
     pub async fn delete(&self, path: &str, query: &[(&str, &str)], object: Option<&str>) -> Result<Value, ConnectorError> {
-        self.call(reqwest::Method::DELETE, path, query, &[], None, object).await
+        self.call(reqwest::Method::DELETE, path, query, &[], None::<&Value>, object).await
     }
 
     /// Sends one call (retrying an idempotent one on transient failures); the 2xx answer's JSON
     /// body (null when empty), or the error that ended it. `path` starts with `/`: a path on the
     /// instance, never another host (the token goes nowhere else).
-    async fn call(
+    async fn call<B: serde::Serialize + ?Sized + Sync>(
         &self,
         method: reqwest::Method,
         path: &str,
         query: &[(&str, &str)],
         headers: &[(&str, &str)],
-        body: Option<&Value>,
+        body: Option<&B>,
         object: Option<&str>,
     ) -> Result<Value, ConnectorError> {
         if !path.starts_with('/') || path.starts_with("//") {
@@ -212,7 +220,9 @@ impl Api {
                     let body: Value = if bytes.is_empty() {
                         Value::Null
                     } else {
-                        match serde_json::from_slice(&bytes) {
+                        // Numbers longer than an f64 holds (18-digit Number and Currency
+                        // fields) are read as their exact text.
+                        match crate::exact_json::parse(&bytes) {
                             Ok(v) => v,
                             Err(e) if (200..300).contains(&status) => {
                                 last = Some(

@@ -1,6 +1,7 @@
 //! Reading Salesforce: an sObject row as a record (values normalised by field type), SOQL
-//! `query`/`queryAll` paged through `nextRecordsUrl`, the full export, the export since a time
-//! (with deleted rows), and rows by id.
+//! `query`/`queryAll` paged through `nextRecordsUrl`, the full export and rows by id (a `queryAll`
+//! of the rows not deleted, so archived activities are in), and the export since a time (with
+//! deleted rows).
 
 use std::future::Future;
 
@@ -90,6 +91,18 @@ impl Shared {
         format!("SELECT {} FROM {}", fields.join(", "), map.sobject)
     }
 
+    /// Narrows `soql` to the live rows for a `queryAll` (`joined` by `" WHERE "` or `" AND "`),
+    /// and whether to send it as one: `query` leaves out archived rows (old activities), which
+    /// `queryAll … WHERE IsDeleted = false` keeps. An sObject without `IsDeleted` is queried
+    /// with `query`.
+    pub(super) fn live_only(d: &Describe, soql: &mut String, joined: &str) -> bool {
+        if d.has_deleted {
+            soql.push_str(joined);
+            soql.push_str("IsDeleted = false");
+        }
+        d.has_deleted
+    }
+
     /// An sObject row as a record.
     pub(super) fn record(&self, map: &ObjectMap, d: &Describe, row: &Value) -> Result<Record, ConnectorError> {
         let Some(id) = row["Id"].as_str() else {
@@ -100,7 +113,7 @@ impl Shared {
         let mut fields = Fields::new();
         for f in &d.kept {
             if let Some(v) = normalise(&f.kind, &row[&f.name]) {
-                fields.insert(f.name.clone(), v);
+                fields.insert(f.key.clone(), v);
             }
         }
         let modified_at = d.modified.as_ref().and_then(|m| row[m].as_str()).and_then(parse_time);
@@ -136,12 +149,23 @@ impl Shared {
         }
     }
 
+    /// A query page's rows. A page without `records` is an error, never an empty page: read as
+    /// no rows, it would hide users from a freeze or rows from a backup.
+    fn page_rows<'p>(&self, page: &'p Value, object: &str) -> Result<&'p Vec<Value>, ConnectorError> {
+        page["records"].as_array().ok_or_else(|| {
+            ConnectorError::new(&self.name, "Salesforce's query page has no `records`")
+                .object(object)
+                .retryable(true)
+                .hint("run the step again; if it persists, check that `instance_url` is Salesforce's")
+        })
+    }
+
     /// Every row a query answers (for small results: users, logins, ids).
     pub(super) async fn rows(&self, soql: &str, all: bool, object: &str) -> Result<Vec<Value>, ConnectorError> {
         let mut out = Vec::new();
         let mut page = Some(self.query(soql, all, object).await?);
         while let Some(p) = page {
-            out.extend(p["records"].as_array().into_iter().flatten().cloned());
+            out.extend(self.page_rows(&p, object)?.iter().cloned());
             page = self.next_page(&p, object).await?;
         }
         Ok(out)
@@ -154,16 +178,13 @@ impl Shared {
         map: &ObjectMap,
         d: &Describe,
         soql: &str,
+        all: bool,
         since: Option<DateTime<Utc>>,
         tx: &Pages,
     ) -> Result<bool, ConnectorError> {
-        let mut page = Some(self.query(soql, since.is_some(), &map.name).await?);
+        let mut page = Some(self.query(soql, all, &map.name).await?);
         while let Some(p) = page {
-            let rows = p["records"].as_array().ok_or_else(|| {
-                ConnectorError::new(&self.name, "Salesforce's query page has no `records`")
-                    .object(&map.name)
-                    .retryable(true)
-            })?;
+            let rows = self.page_rows(&p, &map.name)?;
             let mut records = rows
                 .iter()
                 .map(|row| self.record(map, d, row))
@@ -200,8 +221,12 @@ impl Shared {
             };
             soql.push_str(&format!(" WHERE {modified} >= {}", soql_time(since)));
         }
+        let all = match since {
+            Some(_) => true,
+            None => Self::live_only(&d, &mut soql, " WHERE "),
+        };
         soql.push_str(" ORDER BY Id");
-        self.send_pages(map, &d, &soql, since, tx).await.map(|_| ())
+        self.send_pages(map, &d, &soql, all, since, tx).await.map(|_| ())
     }
 
     /// The live records whose ids are in `ids`, in pages sent to `tx`; ids Salesforce does not
@@ -210,8 +235,10 @@ impl Shared {
         let d = self.describe_for(map).await?;
         let valid: Vec<&str> = ids.iter().map(String::as_str).filter(|id| is_id(id)).collect();
         for part in valid.chunks(IDS_PER_QUERY) {
-            let soql = format!("{} WHERE Id IN {} ORDER BY Id", Self::select(map, &d, false), id_list(part));
-            if !self.send_pages(map, &d, &soql, None, tx).await? {
+            let mut soql = format!("{} WHERE Id IN {}", Self::select(map, &d, false), id_list(part));
+            let all = Self::live_only(&d, &mut soql, " AND ");
+            soql.push_str(" ORDER BY Id");
+            if !self.send_pages(map, &d, &soql, all, None, tx).await? {
                 return Ok(());
             }
         }
@@ -250,6 +277,19 @@ mod tests {
         assert_eq!(normalise("date", &json!("2024-03-01")), Some(json!("2024-03-01")));
         assert_eq!(normalise("string", &json!("")), None);
         assert_eq!(normalise("string", &Value::Null), None);
+    }
+
+    /// A query page without `records` is an error, in every reader; an empty list is no rows.
+    #[tokio::test]
+    async fn a_page_without_records_is_an_error() {
+        let c = crate::connectors::salesforce::SalesforceConnector::open(&crate::connectors::salesforce::tests::config(false))
+            .await
+            .unwrap();
+        let s = &c.shared;
+        let e = s.page_rows(&json!({"totalSize": 3, "done": true}), "User").unwrap_err();
+        assert!(e.message.contains("has no `records`") && e.retryable, "{e}");
+        assert_eq!(e.object.as_deref(), Some("User"));
+        assert!(s.page_rows(&json!({"done": true, "records": []}), "User").unwrap().is_empty());
     }
 
     /// Only id-shaped text is ever quoted into a query.

@@ -32,13 +32,15 @@ impl Outcome {
     }
 }
 
+/// Salesforce's number field types.
+const NUMBERS: [&str; 5] = ["int", "double", "currency", "percent", "long"];
+
 /// A record's value as Salesforce takes it for a field of this type: numbers and booleans typed
-/// (records keep numbers as text), the rest as is.
+/// (records keep numbers as text), the rest as is. A number longer than an f64 holds stays text
+/// here, and goes out as a JSON number with its digits as they are (see [`Shared::apply`]).
 fn value_out(field: &Field, value: &Value) -> Value {
     match (field.kind.as_str(), value) {
-        ("int" | "double" | "currency" | "percent" | "long", Value::String(s)) => {
-            s.parse::<serde_json::Number>().map_or_else(|_| value.clone(), Value::Number)
-        }
+        (kind, Value::String(s)) if NUMBERS.contains(&kind) => crate::exact_json::number(s).unwrap_or_else(|| value.clone()),
         ("boolean", Value::String(s)) if s == "true" || s == "false" => Value::Bool(s == "true"),
         _ => value.clone(),
     }
@@ -57,18 +59,20 @@ impl Shared {
             .map(|r| self.update_row(map, &d, r))
             .collect::<Result<Vec<Value>, ConnectorError>>()?;
         let path = self.api.data("/composite/sobjects");
+        let number_field = |key: &str| d.field(key).is_some_and(|f| NUMBERS.contains(&f.kind.as_str()));
         // The bodies first: a stream of futures cannot hold a closure over borrowed chunks.
-        let bodies: Vec<(Vec<String>, Value)> = rows
+        let bodies: Vec<(Vec<String>, String)> = rows
             .chunks(self.batch)
             .map(|part| {
                 let ids = part.iter().map(|r| r["id"].as_str().unwrap_or_default().to_string()).collect();
-                (ids, json!({"allOrNone": false, "records": part}))
+                let body = json!({"allOrNone": false, "records": part});
+                (ids, crate::exact_json::write(&body, &number_field))
             })
             .collect();
         let calls = bodies.into_iter().map(|(ids, body)| {
             let path = &path;
             async move {
-                let answer = self.api.patch(path, &body, Some(&map.name)).await?;
+                let answer = self.api.patch_text(path, body, Some(&map.name)).await?;
                 self.outcome(&map.name, &ids, answer)
             }
         });
@@ -95,7 +99,8 @@ impl Shared {
     }
 
     /// One row of a Collections update: every updateable field, null where the record has no
-    /// value (and the field may be empty); a field the sObject does not have is an error naming it.
+    /// value (and the field may be empty), the record's fields matched in any case; a field the
+    /// sObject does not have is an error naming it.
     pub(super) fn update_row(&self, map: &ObjectMap, d: &Describe, record: &Record) -> Result<Value, ConnectorError> {
         let unknown: Vec<&String> = record.fields.keys().filter(|k| d.field(k).is_none()).collect();
         if let Some(first) = unknown.first() {
@@ -117,8 +122,11 @@ impl Shared {
         let mut row = Map::new();
         row.insert("attributes".into(), json!({"type": map.sobject}));
         row.insert("id".into(), Value::String(record.id.clone()));
+        // Salesforce's field names are case-insensitive: a field whose name changed case since
+        // the backup is still the snapshot's field, written with its value (never cleared).
+        let values: std::collections::HashMap<String, &Value> = record.fields.iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
         for field in d.kept.iter().filter(|f| f.updateable) {
-            match record.fields.get(&field.name) {
+            match values.get(&field.name.to_ascii_lowercase()) {
                 Some(v) if !v.is_null() => {
                     row.insert(field.name.clone(), value_out(field, v));
                 }
@@ -289,6 +297,7 @@ mod tests {
     fn field(kind: &str) -> Field {
         Field {
             name: "F".into(),
+            key: "F".into(),
             kind: kind.into(),
             nillable: true,
             updateable: true,
@@ -304,5 +313,7 @@ mod tests {
         assert_eq!(value_out(&field("boolean"), &json!("true")), json!(true));
         assert_eq!(value_out(&field("boolean"), &json!(false)), json!(false));
         assert_eq!(value_out(&field("string"), &json!("7")), json!("7"));
+        let long = json!("1234567890123456.78");
+        assert_eq!(value_out(&field("currency"), &long), long, "too long for an f64: kept as text");
     }
 }

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::rows::{Change, Failure, apply, check_create, check_delete, check_update, check_upsert, fields_param, json_body};
-use super::{App, COLLECTION_MAX, error, show, table_index};
+use super::{App, COLLECTION_MAX, error, exact, show, table_index};
 use crate::sandbox::store::Table;
 
 /// One record's checked write: the change and, for upserts, whether it creates.
@@ -234,5 +234,5 @@ pub async fn collection_read(
             found.map_or(Value::Null, |(n, rec)| show(table, n, rec, &columns, &version))
         })
         .collect();
-    Json(records).into_response()
+    exact(table, &Value::Array(records))
 }

@@ -66,7 +66,13 @@ pub fn object_types() -> Vec<ObjectType> {
                 "OwnerId External_Id__c"
             ),
         ),
-        object("User", "005", &[], false, "Username Email FirstName LastName Alias IsActive:bool"),
+        object(
+            "User",
+            "005",
+            &[],
+            false,
+            "Username Email FirstName LastName Alias UserType:enum IsActive:bool",
+        ),
         object("UserLogin", "060", &[], false, "UserId:kept IsFrozen:bool IsPasswordLocked:bool"),
     ]
 }
@@ -240,6 +246,7 @@ pub fn seed(tables: &mut [Table], contacts: u64, now: i64) {
                     put("FirstName", capitalised(first));
                     put("LastName", capitalised(last));
                     put("Alias", login.chars().take(8).collect());
+                    put("UserType", "Standard".into());
                     put("IsActive", "true".into());
                 }
                 _ => {

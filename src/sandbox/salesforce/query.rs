@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{App, error, ids, show, table_index};
+use super::{App, error, exact, ids, show, table_index};
 use crate::sandbox::soql::{self, Expr, Literal, Op, Select};
 use crate::sandbox::store::{Kind, Rec, Table};
 
@@ -260,7 +260,7 @@ fn answer(app: &App, table: &Table, cursor: Arc<Cursor>, from: usize, locator: O
         let locator = locator.unwrap_or_else(|| app.cursors.lock().expect("cursors lock").add(cursor.clone()));
         body["nextRecordsUrl"] = json!(format!("/services/data/{version}/query/{}-{next}", ids::show("01g", locator)));
     }
-    Json(body).into_response()
+    exact(table, &body)
 }
 
 fn batch_size(headers: &HeaderMap) -> usize {

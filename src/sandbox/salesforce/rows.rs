@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::{App, show, table_index};
+use super::{App, exact, show, table_index};
 use crate::sandbox::store::{Kind, Rec, Table, now_ms, parse_ms};
 
 pub use super::collections::{collection_create, collection_delete, collection_read, collection_update, collection_upsert};
@@ -76,7 +76,7 @@ pub fn apply(tables: &mut [Table], change: Change) -> (usize, u64) {
 
 /// A request body as JSON; `JSON_PARSER_ERROR` otherwise.
 pub fn json_body(body: &Bytes) -> Result<Value, Failure> {
-    serde_json::from_slice(body).map_err(|e| Failure::new(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", format!("Unexpected JSON: {e}")))
+    crate::exact_json::parse(body).map_err(|e| Failure::new(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", format!("Unexpected JSON: {e}")))
 }
 
 /// Whether a JSON value suits a field of this kind.
@@ -362,7 +362,7 @@ fn read_one(app: &App, version: &str, object: &str, raw: Option<String>, locate:
     let table = &tables[t];
     let found = locate(table).and_then(|n| Ok((n, fields_param(table, raw.as_deref())?)));
     match found {
-        Ok((n, columns)) => Json(show(table, n, &table.records[&n], &columns, version)).into_response(),
+        Ok((n, columns)) => exact(table, &show(table, n, &table.records[&n], &columns, version)),
         Err(f) => f.response(),
     }
 }
