@@ -448,11 +448,7 @@ impl Connector for HubspotConnector {
     }
 
     fn drill_writes(&self) -> super::DrillWrites {
-        if self.sandbox.is_some() {
-            super::DrillWrites::Sandbox
-        } else {
-            super::DrillWrites::No
-        }
+        super::DrillWrites::own_ids(self.sandbox.is_some())
     }
 
     async fn sandbox_traffic(

@@ -117,6 +117,21 @@ pub enum DrillWrites {
     No,
 }
 
+impl DrillWrites {
+    /// For a connector whose CRM gives records ids of its own: [`DrillWrites::Sandbox`] when
+    /// the tool's sandbox serves it, else [`DrillWrites::No`].
+    pub fn own_ids(sandboxed: bool) -> DrillWrites {
+        if sandboxed { DrillWrites::Sandbox } else { DrillWrites::No }
+    }
+}
+
+/// The field names a snapshot's `schema` (of connector type `kind`) lists for `object`, if it
+/// lists them (see [`Connector::align_to_snapshot`]).
+pub fn snapshot_fields<'a>(schema: &'a serde_json::Value, kind: &str, object: &str) -> Option<Vec<&'a str>> {
+    let fields = schema["objects"][object]["fields"].as_array().filter(|_| schema["type"] == kind)?;
+    Some(fields.iter().filter_map(serde_json::Value::as_str).collect())
+}
+
 /// What a connector can do; `plan` refuses steps that need more.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Capabilities {

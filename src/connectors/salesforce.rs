@@ -545,15 +545,9 @@ impl Connector for SalesforceConnector {
         let s = &self.shared;
         let map = s.map(object)?;
         let mut aligned = s.aligned.lock().map_err(|_| ConnectorError::new(&s.name, "lock poisoned"))?;
-        match schema["objects"][object]["fields"]
-            .as_array()
-            .filter(|_| schema["type"] == "salesforce")
-        {
+        match super::snapshot_fields(schema, "salesforce", object) {
             Some(fields) => {
-                let known: HashMap<String, String> = fields
-                    .iter()
-                    .filter_map(|f| f.as_str().map(|f| (f.to_ascii_lowercase(), f.to_string())))
-                    .collect();
+                let known: HashMap<String, String> = fields.into_iter().map(|f| (f.to_ascii_lowercase(), f.to_string())).collect();
                 aligned.insert(map.name.to_string(), known);
             }
             // No field list to go by (a backup, or another connector's snapshot): every field.
@@ -566,11 +560,7 @@ impl Connector for SalesforceConnector {
 
     /// Salesforce gives new records ids of its own: a drill can only use the tool's sandbox.
     fn drill_writes(&self) -> super::DrillWrites {
-        if self.sandbox.is_some() {
-            super::DrillWrites::Sandbox
-        } else {
-            super::DrillWrites::No
-        }
+        super::DrillWrites::own_ids(self.sandbox.is_some())
     }
 
     async fn sandbox_traffic(
