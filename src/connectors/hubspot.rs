@@ -431,12 +431,9 @@ impl Connector for HubspotConnector {
         let s = &self.shared;
         let map = s.map(object)?;
         let mut aligned = s.aligned.lock().map_err(|_| ConnectorError::new(&s.name, "lock poisoned"))?;
-        match schema["objects"][object]["fields"]
-            .as_array()
-            .filter(|_| schema["type"] == "hubspot")
-        {
+        match super::snapshot_fields(schema, "hubspot", object) {
             Some(fields) => {
-                let known: BTreeSet<String> = fields.iter().filter_map(|f| f.as_str().map(str::to_string)).collect();
+                let known: BTreeSet<String> = fields.into_iter().map(str::to_string).collect();
                 aligned.insert(map.object_type.clone(), known);
             }
             // No property list to go by (a backup, or another connector's snapshot): every property.
