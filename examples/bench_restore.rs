@@ -1,7 +1,7 @@
 //! Restore benchmark against `sqlite3 .import`, in the same run.
 //!
 //! ```text
-//! cargo build --release && cargo run --release --example bench_restore -- [--records 1000000]
+//! cargo build --release && cargo run --release --example bench_restore -- [--records 1000000] [--runs 3]
 //! ```
 //! Makes a SQLite CRM with `rollback init`, backs up its contacts, and measures:
 //! - baseline: `sqlite3 DB ".import --csv out.csv contacts"` of the same rows into an empty table;
@@ -9,6 +9,7 @@
 //! - restoring when 1 % of rows differ (target ≤ 0.3× the full restore);
 //! - restoring when nothing differs (target ≤ 1.2× the backup);
 //! - peak memory of each run, from the journal (target ≤ 300 MB).
+//! The baseline and the restores run `--runs` times in turn (default 3); figures are medians.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -16,7 +17,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{arg, peak, rollback_bin, run};
+use common::{arg, max, median, peak, rollback_bin, run};
 
 fn sqlite(db: &Path, sql: &str) {
     run(Command::new("sqlite3").arg(db).arg(sql));
@@ -58,35 +59,50 @@ fn main() {
         .arg(&legacy)
         .args([".mode csv", "select * from contacts"])
         .stdout(file));
-    fresh_target();
-    let (import, _) = run(Command::new("sqlite3")
-        .arg(&target)
-        .arg(format!(".import --csv {} contacts", csv.display())));
-
-    fresh_target();
     let restore_cmd = || {
         let mut c = Command::new(&bin);
         c.current_dir(root).args(["-q", "--no-progress", "execute", "--phase", "restore"]);
         c
     };
-    let (full, _) = run(&mut restore_cmd());
-    let full_peak = peak(&bin, root);
-    sqlite(&target, "UPDATE contacts SET notes = 'changed in the new CRM' WHERE id % 100 = 0;");
-    let (partial, _) = run(&mut restore_cmd());
-    let partial_peak = peak(&bin, root);
-    let (nothing, _) = run(&mut restore_cmd());
-    let nothing_peak = peak(&bin, root);
+    // The baseline and the three restores run `--runs` times in turn; the figures are medians
+    // (this VM's timings swing by ±15 % between runs minutes apart).
+    let runs = arg("--runs", 3).max(1);
+    let (mut imports, mut fulls, mut partials, mut nothings) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut full_peaks, mut partial_peaks, mut nothing_peaks) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        fresh_target();
+        let (secs, _) = run(Command::new("sqlite3")
+            .arg(&target)
+            .arg(format!(".import --csv {} contacts", csv.display())));
+        imports.push(secs);
+        fresh_target();
+        let (secs, _) = run(&mut restore_cmd());
+        fulls.push(secs);
+        full_peaks.push(peak(&bin, root));
+        sqlite(&target, "UPDATE contacts SET notes = 'changed in the new CRM' WHERE id % 100 = 0;");
+        let (secs, _) = run(&mut restore_cmd());
+        partials.push(secs);
+        partial_peaks.push(peak(&bin, root));
+        let (secs, _) = run(&mut restore_cmd());
+        nothings.push(secs);
+        nothing_peaks.push(peak(&bin, root));
+    }
+    let ratios = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| format!("{:.2}x", x / y)).collect::<Vec<_>>().join(" ");
+    let (import, full, partial, nothing) = (median(&imports), median(&fulls), median(&partials), median(&nothings));
+    let (full_peak, partial_peak, nothing_peak) = (max(&full_peaks), max(&partial_peaks), max(&nothing_peaks));
 
     println!("records                       {records}");
     println!("backup                        {backup:.2}s");
     println!("baseline sqlite3 .import      {import:.2}s");
     println!(
-        "restore into empty table      {full:.2}s = {:.2}x baseline (target <= 1.5x), peak {full_peak:.0} MB",
-        full / import
+        "restore into empty table      {full:.2}s = {:.2}x baseline (target <= 1.5x; medians of {runs}, runs {}), peak {full_peak:.0} MB",
+        full / import,
+        ratios(&fulls, &imports)
     );
     println!(
-        "restore, 1% of rows differ    {partial:.2}s = {:.2}x the full restore (target <= 0.3x), peak {partial_peak:.0} MB",
-        partial / full
+        "restore, 1% of rows differ    {partial:.2}s = {:.2}x the full restore (target <= 0.3x; runs {}), peak {partial_peak:.0} MB",
+        partial / full,
+        ratios(&partials, &fulls)
     );
     println!(
         "restore, nothing differs      {nothing:.2}s = {:.2}x the backup (target <= 1.2x), peak {nothing_peak:.0} MB",
