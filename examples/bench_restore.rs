@@ -9,6 +9,7 @@
 //! - restoring when 1 % of rows differ (target ≤ 0.3× the full restore);
 //! - restoring when nothing differs (target ≤ 1.2× the backup);
 //! - peak memory of each run, from the journal (target ≤ 300 MB).
+//!
 //! The baseline and the restores run `--runs` times in turn (default 3); figures are medians.
 
 #[path = "common/mod.rs"]
