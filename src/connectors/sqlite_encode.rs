@@ -130,17 +130,20 @@ impl RowEncoder {
             page.push_row(&id, hash, None, deleted);
             return Ok(());
         }
-        let modified_at = modified.and_then(|(s, e)| time_of(&out[s..e]));
+        let time = modified.and_then(|(s, e)| time_of(&out[s..e]).map(|(t, canonical)| (t, canonical.then_some((s, e)))));
         let lines = &mut page.lines;
         lines.extend_from_slice(if deleted {
             b"{\"deleted\":true,\"modified_at\":"
         } else {
             b"{\"deleted\":false,\"modified_at\":"
         });
-        match &modified_at {
-            Some(t) => write_json_str(lines, &format_time(t)),
+        match &time {
+            // The field already holds the time as `format_time` writes it (and JSON-quoted).
+            Some((_, Some((s, e)))) => lines.extend_from_slice(&out[*s..*e]),
+            Some((t, None)) => write_json_str(lines, &format_time(t)),
             None => lines.extend_from_slice(b"null"),
         }
+        let modified_at = time.map(|(t, _)| t);
         lines.extend_from_slice(b",\"record\":");
         lines.extend_from_slice(out);
         lines.extend_from_slice(b"}\n");
@@ -233,15 +236,20 @@ fn id_text(value: &[u8]) -> Option<String> {
 }
 
 /// The time in the canonical bytes of the modified field, when it is a string that parses.
-fn time_of(value: &[u8]) -> Option<DateTime<Utc>> {
+/// The time a JSON string value holds, and whether the value is already that time's canonical
+/// form (`format_time`'s, quoted), so it can be copied as it is.
+fn time_of(value: &[u8]) -> Option<(DateTime<Utc>, bool)> {
     if value.first() != Some(&b'"') {
         return None;
     }
     let content = std::str::from_utf8(&value[1..value.len() - 1]).ok()?;
     if content.contains('\\') {
-        return parse_time(&serde_json::from_slice::<String>(value).ok()?);
+        return parse_time(&serde_json::from_slice::<String>(value).ok()?).map(|t| (t, false));
     }
-    fast_time(content).or_else(|| parse_time(content))
+    match fast_time(content) {
+        Some(t) => Some((t, true)),
+        None => parse_time(content).map(|t| (t, false)),
+    }
 }
 
 /// Parses exactly `YYYY-MM-DDTHH:MM:SSZ`, the form `format_time` writes for whole seconds, so
