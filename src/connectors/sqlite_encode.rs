@@ -29,6 +29,8 @@ pub struct RowEncoder {
     /// `,"object":"<object>"}`: what follows the id in the canonical bytes.
     tail: Vec<u8>,
     canonical: Vec<u8>,
+    /// The current row's id, reused from row to row.
+    id_text: String,
     /// Write each row's chunk line; without, pages carry only ids and hashes.
     lines: bool,
     /// The columns of the `sqlite` connector's table, for [`Self::encode_typed`].
@@ -71,6 +73,7 @@ impl RowEncoder {
             modified,
             tail,
             canonical: Vec::with_capacity(512),
+            id_text: String::new(),
             lines: true,
             columns: Vec::new(),
         })
@@ -106,7 +109,7 @@ impl RowEncoder {
         let out = &mut self.canonical;
         out.clear();
         out.extend_from_slice(b"{\"fields\":{");
-        let (mut id, mut modified) = ((0, 0), None);
+        let (mut id_range, mut modified) = ((0, 0), None);
         for (n, (index, key)) in self.sorted.iter().enumerate() {
             if n > 0 {
                 out.push(b',');
@@ -115,19 +118,22 @@ impl RowEncoder {
             let value_start = out.len();
             write(*index, out)?;
             if *index == self.id {
-                id = (value_start, out.len());
+                id_range = (value_start, out.len());
             }
             if Some(*index) == self.modified {
                 modified = Some((value_start, out.len()));
             }
         }
         out.extend_from_slice(b"},\"id\":");
-        let id = id_text(&out[id.0..id.1]).ok_or_else(|| format!("id column `{}` is empty", self.names[self.id]))?;
-        write_json_str(out, &id);
+        let id = &mut self.id_text;
+        if !id_text(&out[id_range.0..id_range.1], id) {
+            return Err(format!("id column `{}` is empty", self.names[self.id]));
+        }
+        write_json_str(out, id);
         out.extend_from_slice(&self.tail);
         let hash = sha256(out);
         if !self.lines {
-            page.push_row(&id, hash, None, deleted);
+            page.push_row(id, hash, None, deleted);
             return Ok(());
         }
         let time = modified.and_then(|(s, e)| time_of(&out[s..e]).map(|(t, canonical)| (t, canonical.then_some((s, e)))));
@@ -147,7 +153,7 @@ impl RowEncoder {
         lines.extend_from_slice(b",\"record\":");
         lines.extend_from_slice(out);
         lines.extend_from_slice(b"}\n");
-        page.push_row(&id, hash, modified_at, deleted);
+        page.push_row(id, hash, modified_at, deleted);
         Ok(())
     }
 }
@@ -227,15 +233,32 @@ pub(crate) fn skip_value(bytes: &[u8], at: usize) -> Option<usize> {
 }
 
 /// The record id from the canonical bytes of the id field, as `Record::from_fields` takes it.
-fn id_text(value: &[u8]) -> Option<String> {
-    match value.first()? {
-        b'"' => serde_json::from_slice::<String>(value).ok(),
-        b'n' | b'{' | b'[' => None,
-        _ => std::str::from_utf8(value).ok().map(str::to_string),
+/// Puts the id that the canonical bytes `value` of the id field spell into `into` (cleared
+/// first); false when it is null, an object or an array.
+fn id_text(value: &[u8], into: &mut String) -> bool {
+    into.clear();
+    let text = match value.first() {
+        None | Some(b'n' | b'{' | b'[') => return false,
+        // A string without escapes is its own text between the quotes.
+        Some(b'"') if !value.contains(&b'\\') => std::str::from_utf8(&value[1..value.len() - 1]).ok(),
+        Some(b'"') => match serde_json::from_slice::<String>(value) {
+            Ok(s) => {
+                *into = s;
+                return true;
+            }
+            Err(_) => return false,
+        },
+        Some(_) => std::str::from_utf8(value).ok(),
+    };
+    match text {
+        Some(t) => {
+            into.push_str(t);
+            true
+        }
+        None => false,
     }
 }
 
-/// The time in the canonical bytes of the modified field, when it is a string that parses.
 /// The time a JSON string value holds, and whether the value is already that time's canonical
 /// form (`format_time`'s, quoted), so it can be copied as it is.
 fn time_of(value: &[u8]) -> Option<(DateTime<Utc>, bool)> {
