@@ -86,6 +86,8 @@ async fn interrupted_freeze_is_reported_not_forgotten() {
         .ok()
         .says("FROZEN? connector `legacy`")
         .says(&format!("run {killed} stopped while freezing it"));
+    s.run(&["plan", "--phase", "freeze"]).exits(3).says("stopped while freezing it");
+    s.run(&["plan", "--phase", "unfreeze"]).ok().says("partly frozen, maybe");
     s.run(&["execute", "--phase", "freeze"])
         .exits(1)
         .says("stopped while freezing `legacy`")

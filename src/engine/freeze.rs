@@ -7,7 +7,7 @@ use super::{Context, EngineError, StepOutcome};
 use crate::playbook::model::ConnectorArgs;
 
 /// A freeze recorded before it changed anything whose run never completed its receipt.
-fn is_pending(receipt: &str) -> bool {
+pub(crate) fn is_pending(receipt: &str) -> bool {
     serde_json::from_str::<Value>(receipt).is_ok_and(|r| r["pending"] == true)
 }
 

@@ -194,10 +194,19 @@ pub async fn plan(ctx: &Context, phase: &str) -> Result<Plan, EngineError> {
             Action::Freeze(a) | Action::Unfreeze(a) => {
                 let open = ctx.journal.open_freezes(Some(&a.connector)).await?;
                 let state = match open.last() {
-                    Some(f) => format!("frozen by run {} since {}", f.run_id, f.frozen_at),
-                    None => "not frozen".into(),
+                    // A freeze step would refuse it; an unfreeze step asks the operator about it.
+                    Some(f) if super::freeze::is_pending(&f.receipt) && matches!(step.action, Action::Freeze(_)) => Err(format!(
+                        "run {} stopped while freezing it (since {}), before it recorded what it changed: check it by hand, then run an `unfreeze` step",
+                        f.run_id, f.frozen_at
+                    )),
+                    Some(f) if super::freeze::is_pending(&f.receipt) => Ok(format!(
+                        "partly frozen, maybe: run {} stopped while freezing it (since {}); the unfreeze asks you to re-open it by hand",
+                        f.run_id, f.frozen_at
+                    )),
+                    Some(f) => Ok(format!("frozen by run {} since {}", f.run_id, f.frozen_at)),
+                    None => Ok("not frozen".into()),
                 };
-                check(&mut checks, "freeze state", Ok(state));
+                check(&mut checks, "freeze state", state);
             }
             Action::Notify(a) => {
                 for channel in &a.channels {
