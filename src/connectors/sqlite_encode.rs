@@ -181,6 +181,13 @@ fn write_typed(column: &super::sqlite::Column, value: rusqlite::types::ValueRef<
             out.extend_from_slice(bytes);
             out.push(b'"');
         }
+        // A timestamp already in canonical form (the usual case) is copied as it is.
+        ValueRef::Text(bytes) if column.class == ColumnClass::Timestamp && fast_time_bytes(bytes).is_some() => {
+            out.reserve(bytes.len() + 2);
+            out.push(b'"');
+            out.extend_from_slice(bytes);
+            out.push(b'"');
+        }
         ValueRef::Text(bytes) => {
             let text = std::str::from_utf8(bytes).map_err(|_| format!("column `{}` holds text that is not UTF-8", column.name))?;
             if column.class == ColumnClass::Timestamp && fast_time(text).is_none() {
@@ -278,7 +285,12 @@ fn time_of(value: &[u8]) -> Option<(DateTime<Utc>, bool)> {
 /// Parses exactly `YYYY-MM-DDTHH:MM:SSZ`, the form `format_time` writes for whole seconds, so
 /// that `format_time(fast_time(s)) == s`.
 fn fast_time(s: &str) -> Option<DateTime<Utc>> {
-    let b = s.as_bytes();
+    fast_time_bytes(s.as_bytes())
+}
+
+/// [`fast_time`] of bytes: only ASCII digits and separators pass, so bytes that pass are the
+/// time's canonical text.
+fn fast_time_bytes(b: &[u8]) -> Option<DateTime<Utc>> {
     if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
         return None;
     }
