@@ -23,27 +23,19 @@ pub async fn run(global: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
         println!("nothing is frozen by this tool");
     }
     for f in &freezes {
-        let method = serde_json::from_str::<serde_json::Value>(&f.receipt)
-            .ok()
-            .and_then(|r| r["method"].as_str().map(str::to_string));
         let receipt = serde_json::from_str::<serde_json::Value>(&f.receipt).unwrap_or_default();
+        let method = receipt["method"].as_str().unwrap_or_default();
         if receipt["pending"] == true {
             println!(
-                "FROZEN? connector `{}`: run {} stopped while freezing it (since {}, {}) before it recorded what it changed; check it by hand, then run an `unfreeze` step",
-                f.connector,
-                f.run_id,
-                f.frozen_at,
-                method.unwrap_or_default()
+                "FROZEN? connector `{}`: run {} stopped while freezing it (since {}, {method}) before it recorded what it changed; check it by hand, then run an `unfreeze` step",
+                f.connector, f.run_id, f.frozen_at
             );
-            continue;
+        } else {
+            println!(
+                "FROZEN  connector `{}` by run {} since {} ({method})",
+                f.connector, f.run_id, f.frozen_at
+            );
         }
-        println!(
-            "FROZEN  connector `{}` by run {} since {} ({})",
-            f.connector,
-            f.run_id,
-            f.frozen_at,
-            method.unwrap_or_default()
-        );
     }
     match lock {
         Some(l) if is_stale(&l) => println!("store lock: stale, left by {l}\nhint: `rollback execute ... --force-unlock` clears it"),

@@ -461,11 +461,11 @@ impl Connector for HubspotConnector {
         }
         shared.writable("simulate users")?;
         let maps = objects.iter().map(|o| shared.map(o)).collect::<Result<Vec<_>, _>>()?;
-        let types: Vec<&str> = maps.iter().map(|m| m.object_type.as_str()).collect();
-        let body = super::sandbox_traffic::request(cutover, &types, n, seed);
-        let answer = shared.api.post("/_sandbox/traffic", &body, None).await?;
         let pairs: Vec<(&str, &str)> = maps.iter().map(|m| (&*m.name, m.object_type.as_str())).collect();
-        super::sandbox_traffic::counts(&shared.name, &answer.body, &pairs)
+        super::sandbox_traffic::play(&shared.name, cutover, &pairs, n, seed, |body| async move {
+            Ok(shared.api.post("/_sandbox/traffic", &body, None).await?.body)
+        })
+        .await
     }
 
     async fn write_probe(&self) -> Result<bool, ConnectorError> {

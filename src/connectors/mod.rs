@@ -418,8 +418,7 @@ pub trait Connector: Send + Sync {
         seed: u64,
     ) -> Result<std::collections::BTreeMap<String, crate::store::manifest::DeltaCounts>, ConnectorError> {
         let _ = (cutover, objects, n, seed);
-        Err(ConnectorError::new(self.name(), "no sandbox serves this connector")
-            .hint("give it `sandbox: { flavor: ... }` in the environment the drill runs in"))
+        Err(sandbox_traffic::not_sandboxed(self.name(), "hubspot|salesforce"))
     }
     /// Tries a user's write without keeping it: `true` when it would succeed.
     async fn write_probe(&self) -> Result<bool, ConnectorError> {

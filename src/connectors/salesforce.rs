@@ -576,11 +576,11 @@ impl Connector for SalesforceConnector {
         }
         s.writable("simulate users")?;
         let maps = objects.iter().map(|o| s.map(o)).collect::<Result<Vec<_>, _>>()?;
-        let types: Vec<&str> = maps.iter().map(|m| m.sobject.as_str()).collect();
-        let body = super::sandbox_traffic::request(cutover, &types, n, seed);
-        let answer = s.api.post("/_sandbox/traffic", &body, None).await?;
         let pairs: Vec<(&str, &str)> = maps.iter().map(|m| (&*m.name, m.sobject.as_str())).collect();
-        super::sandbox_traffic::counts(&s.name, &answer, &pairs)
+        super::sandbox_traffic::play(&s.name, cutover, &pairs, n, seed, |body| async move {
+            s.api.post("/_sandbox/traffic", &body, None).await
+        })
+        .await
     }
 }
 

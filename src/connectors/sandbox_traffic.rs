@@ -30,6 +30,26 @@ pub fn request(cutover: Option<DateTime<Utc>>, types: &[&str], n: u64, seed: u64
     })
 }
 
+/// Plays users in the sandbox through `post` (which sends `POST /_sandbox/traffic` with the body
+/// it is given and answers the response's JSON): in each of `objects` (each object's name with
+/// its type as the sandbox names it), `n` records created, changed and deleted after `cutover`.
+pub async fn play<F, Fut>(
+    connector: &str,
+    cutover: Option<DateTime<Utc>>,
+    objects: &[(&str, &str)],
+    n: u64,
+    seed: u64,
+    post: F,
+) -> Result<BTreeMap<String, DeltaCounts>, ConnectorError>
+where
+    F: FnOnce(Value) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, ConnectorError>>,
+{
+    let types: Vec<&str> = objects.iter().map(|(_, kind)| *kind).collect();
+    let answer = post(request(cutover, &types, n, seed)).await?;
+    counts(connector, &answer, objects)
+}
+
 /// The counts by object in the sandbox's answer; `objects` pairs each object's name with its
 /// type as the sandbox names it. An object the sandbox did not change is an error.
 pub fn counts(connector: &str, answer: &Value, objects: &[(&str, &str)]) -> Result<BTreeMap<String, DeltaCounts>, ConnectorError> {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::json;
 
-use super::verify::{compare_live, describe_diffs, live_pairs, snapshot_and_live};
+use super::verify::{describe_diffs, live_pairs, snapshot_and_live};
 use super::{Context, EngineError, StepOutcome};
 use crate::connectors::Connector;
 use crate::diff::{RecordDiff, diff};
@@ -507,10 +507,8 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
                     diff(&snapshot, &live_pairs(connector.as_ref(), object).await?)
                 }
                 None => {
-                    compare_live(ctx, connector.as_ref(), &manifest, std::slice::from_ref(object))
-                        .await?
-                        .remove(0)
-                        .1
+                    let (snapshot, live) = snapshot_and_live(ctx, connector.as_ref(), &manifest, object).await?;
+                    diff(&snapshot, &live)
                 }
             };
             after.push((object.clone(), d));
