@@ -231,6 +231,13 @@ impl ObjectDigester {
         order
     }
 
+    /// The `i`-th pair in id order (call after [`Self::finish`]); `i < len()`.
+    pub fn pair_at(&self, i: usize) -> (&str, Hash32) {
+        let at = self.order.as_ref().map_or(i, |o| o[i] as usize);
+        let (s, l, h) = self.entries[at];
+        (&self.arena[s as usize..(s + l) as usize], h)
+    }
+
     /// The pairs in id order (call after [`Self::finish`]).
     pub fn pairs(&self) -> impl Iterator<Item = (&str, Hash32)> {
         let entry = move |e: &(u32, u32, Hash32)| (&self.arena[e.0 as usize..(e.0 + e.1) as usize], e.2);

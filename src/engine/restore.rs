@@ -7,14 +7,14 @@
 //! destination must equal the snapshot record by record, shown by re-reading the written records
 //! when few were written and nobody else wrote (see [`reread_proof`]), else by re-exporting it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::json;
 
-use super::verify::{describe_diffs, live_pairs, snapshot_and_live};
+use super::verify::{Compared, compare_object, compare_with_pairs, describe_diffs};
 use super::{Context, EngineError, StepOutcome};
 use crate::connectors::Connector;
-use crate::diff::{RecordDiff, diff};
+use crate::diff::RecordDiff;
 use crate::digest::{Hash32, ObjectDigester};
 use crate::playbook::model::RestoreArgs;
 use crate::store::manifest::Manifest;
@@ -150,29 +150,48 @@ enum Wanted {
     /// Every record of the object: no chunk is filtered. `fresh` when the destination holds
     /// none of them (a restore into an empty table), so they can be inserted, not upserted.
     Every { n: u64, fresh: bool },
-    /// Some of the object's `of` records.
-    Ids { ids: HashSet<String>, of: u64 },
+    /// Some of the object's `of` records, with the snapshot's hash of each (every line read
+    /// from the snapshot is checked against it).
+    Ids {
+        ids: std::sync::Arc<HashMap<String, Hash32>>,
+        of: u64,
+    },
 }
 
 impl Wanted {
-    /// The records `diff` says to write: those the destination lacks or holds differently.
-    /// When they are as many as the snapshot's records they are all of them, as they are
-    /// distinct snapshot ids.
-    fn from_diff(d: &mut RecordDiff, manifest: &Manifest, object: &str) -> Wanted {
-        let of: u64 = manifest.objects.get(object).map_or(0, |o| o.chunks.iter().map(|c| c.records).sum());
-        let n = (d.deleted.len() + d.changed.len()) as u64;
-        if n == of {
-            let fresh = d.changed.is_empty();
-            // Freed, not cleared: a million ids' list is tens of MB.
-            d.deleted = Vec::new();
-            d.changed = Vec::new();
-            return Wanted::Every { n, fresh };
+    /// Whether `diff` says to write every record of the snapshot's `object`: as many as it holds,
+    /// as they are distinct snapshot ids.
+    fn is_every(d: &RecordDiff, manifest: &Manifest, object: &str) -> bool {
+        (d.deleted.len() + d.changed.len()) as u64 == Self::of(manifest, object)
+    }
+
+    fn of(manifest: &Manifest, object: &str) -> u64 {
+        manifest.objects.get(object).map_or(0, |o| o.chunks.iter().map(|c| c.records).sum())
+    }
+
+    /// The records `diff` says to write: those the destination lacks or holds differently, with
+    /// their snapshot hashes in `hashes` unless they are every record.
+    fn from_diff(
+        d: &mut RecordDiff,
+        manifest: &Manifest,
+        object: &str,
+        hashes: Option<&std::sync::Arc<HashMap<String, Hash32>>>,
+    ) -> Wanted {
+        let (n, every, fresh) = (
+            (d.deleted.len() + d.changed.len()) as u64,
+            Self::is_every(d, manifest, object),
+            d.changed.is_empty(),
+        );
+        // Freed, not cleared: a million ids' list is tens of MB.
+        d.deleted = Vec::new();
+        d.changed = Vec::new();
+        match hashes {
+            Some(ids) if !every => Wanted::Ids {
+                ids: ids.clone(),
+                of: Self::of(manifest, object),
+            },
+            _ => Wanted::Every { n, fresh },
         }
-        let ids = std::mem::take(&mut d.deleted)
-            .into_iter()
-            .chain(std::mem::take(&mut d.changed))
-            .collect();
-        Wanted::Ids { ids, of }
     }
 
     fn len(&self) -> u64 {
@@ -220,27 +239,42 @@ async fn upsert(
         _ => (1, 1),
     };
     let (sender, mut decoded) = tokio::sync::mpsc::channel::<Result<Vec<u8>, EngineError>>(ahead);
-    let store = ctx.store.clone();
+    let (store, snapshot_id) = (ctx.store.clone(), manifest.id.clone());
     let producer = tokio::spawn(async move {
         let mut chunks = futures::stream::iter(chunks)
             .map(|chunk| {
                 let (store, wanted, name) = (store.clone(), wanted.clone(), name.clone());
                 tokio::task::spawn_blocking(move || match &*wanted {
-                    Wanted::Every { .. } => store.load_chunk(&chunk).map_err(EngineError::from),
-                    Wanted::Ids { ids, .. } => store
-                        .chunk_matching_lines(&chunk, &name, ids)
-                        .map(|(lines, _)| lines)
-                        .map_err(EngineError::from),
+                    Wanted::Every { .. } => store.load_chunk(&chunk).map(|raw| (raw, 0)).map_err(EngineError::from),
+                    Wanted::Ids { ids, .. } => store.chunk_matching_lines(&chunk, &name, ids).map_err(EngineError::from),
                 })
             })
             .buffered(decoding);
+        let mut found = 0;
         while let Some(next) = chunks.next().await {
             let next = next.map_err(|e| EngineError::Internal(e.to_string())).and_then(|r| r);
             let failed = next.is_err();
+            let next = next.map(|(lines, count)| {
+                found += count;
+                lines
+            });
             // A closed channel: the writes stopped (an error), so decoding stops too.
             if sender.send(next).await.is_err() || failed {
                 return;
             }
+        }
+        if let Wanted::Ids { ids, .. } = &*wanted
+            && found != ids.len()
+        {
+            let _ = sender
+                .send(Err(EngineError::Proof {
+                    message: format!(
+                        "snapshot {snapshot_id} holds {found} of the {} `{name}` records its index lists for this restore: its chunks and its index disagree",
+                        ids.len()
+                    ),
+                    hint: format!("run `rollback verify` on snapshot {snapshot_id}; restore another snapshot if it is damaged"),
+                }))
+                .await;
         }
     });
     // Stops the decoding when the writes end early.
@@ -327,7 +361,7 @@ async fn reread_proof(
     connector: &dyn Connector,
     order: &[String],
     touched: &BTreeMap<String, Vec<String>>,
-    expected: &BTreeMap<String, HashMap<String, Hash32>>,
+    expected: &BTreeMap<String, std::sync::Arc<HashMap<String, Hash32>>>,
 ) -> Result<Vec<(String, RecordDiff)>, EngineError> {
     use futures::StreamExt;
     let mut out = Vec::new();
@@ -361,9 +395,11 @@ pub struct RestorePlan {
     pub manifest: Manifest,
     pub order: Vec<String>,
     pub diffs: BTreeMap<String, RecordDiff>,
-    /// Per object whose differences are few enough to prove by re-reading them: the snapshot's
-    /// hash of every record the restore will write.
-    pub expected: BTreeMap<String, HashMap<String, Hash32>>,
+    /// Per object whose restore writes some but not all of its records: the snapshot's hash of
+    /// every record the restore will write (lines read from the snapshot are checked against it).
+    pub expected: BTreeMap<String, std::sync::Arc<HashMap<String, Hash32>>>,
+    /// The objects whose differences are few enough to prove by re-reading the written records.
+    pub reread: BTreeSet<String>,
     /// Per object whose proof will be a re-export: the snapshot's sorted pairs, read once for
     /// the comparison and kept for the proof.
     pub snapshot_pairs: BTreeMap<String, ObjectDigester>,
@@ -405,22 +441,26 @@ pub async fn plan(ctx: &Context, args: &RestoreArgs) -> Result<RestorePlan, Engi
     let mut diffs: BTreeMap<String, RecordDiff> = BTreeMap::new();
     let mut expected = BTreeMap::new();
     let mut snapshot_pairs = BTreeMap::new();
+    let mut reread = BTreeSet::new();
     for object in &order {
-        let (snapshot, live) = snapshot_and_live(ctx, connector.as_ref(), &manifest, object).await?;
-        let d = diff(&snapshot, &live);
-        drop(live);
-        if d.total() > REREAD_AT_MOST.max(snapshot.len() / REREAD_FRACTION) {
-            diffs.insert(object.clone(), d);
-            snapshot_pairs.insert(object.clone(), snapshot);
-            continue;
+        let compared = compare_object(ctx, connector.as_ref(), &manifest, object).await?;
+        let d = &compared.diff;
+        if !Wanted::is_every(d, &manifest, object) {
+            let hashes: HashMap<String, Hash32> = d
+                .changed
+                .iter()
+                .chain(&d.deleted)
+                .filter_map(|id| Some((id.clone(), compared.snapshot_hash(id)?)))
+                .collect();
+            expected.insert(object.clone(), std::sync::Arc::new(hashes));
         }
-        let ids: HashSet<&str> = d.changed.iter().chain(&d.deleted).map(String::as_str).collect();
-        let hashes: HashMap<String, Hash32> = snapshot
-            .pairs()
-            .filter(|(id, _)| ids.contains(id))
-            .map(|(id, hash)| (id.to_string(), hash))
-            .collect();
-        expected.insert(object.clone(), hashes);
+        let few = d.total() <= REREAD_AT_MOST.max(compared.snapshot.len() / REREAD_FRACTION);
+        let Compared { snapshot, diff: d, .. } = compared;
+        if few {
+            reread.insert(object.clone());
+        } else {
+            snapshot_pairs.insert(object.clone(), snapshot);
+        }
         diffs.insert(object.clone(), d);
     }
     Ok(RestorePlan {
@@ -428,6 +468,7 @@ pub async fn plan(ctx: &Context, args: &RestoreArgs) -> Result<RestorePlan, Engi
         order,
         diffs,
         expected,
+        reread,
         snapshot_pairs,
         replace,
         batch,
@@ -444,6 +485,7 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
         order,
         mut diffs,
         expected,
+        reread,
         mut snapshot_pairs,
         replace,
         batch,
@@ -458,14 +500,14 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
     for object in &order {
         let d = diffs.get_mut(object).expect("planned object");
         counts.insert(object.clone(), (d.deleted.len(), d.changed.len()));
-        if expected.contains_key(object) {
+        if reread.contains(object) {
             let mut ids: Vec<String> = d.deleted.iter().chain(&d.changed).cloned().collect();
             if replace {
                 ids.extend(d.added.iter().cloned());
             }
             touched.insert(object.clone(), ids);
         }
-        let wanted = Wanted::from_diff(d, &manifest, object);
+        let wanted = Wanted::from_diff(d, &manifest, object, expected.get(object));
         upserted.insert(
             object.clone(),
             upsert(ctx, connector.as_ref(), &manifest, object, wanted, batch).await?,
@@ -504,12 +546,9 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
                 // Read for the comparison already: only the destination is read again.
                 Some(snapshot) => {
                     connector.align_to_snapshot(object, &manifest.schema).await?;
-                    diff(&snapshot, &live_pairs(connector.as_ref(), object).await?)
+                    compare_with_pairs(connector.as_ref(), object, &snapshot).await?
                 }
-                None => {
-                    let (snapshot, live) = snapshot_and_live(ctx, connector.as_ref(), &manifest, object).await?;
-                    diff(&snapshot, &live)
-                }
+                None => compare_object(ctx, connector.as_ref(), &manifest, object).await?.diff,
             };
             after.push((object.clone(), d));
         }

@@ -6,25 +6,88 @@ use serde_json::json;
 
 use super::{Context, EngineError, StepOutcome};
 use crate::connectors::Connector;
-use crate::diff::{RecordDiff, diff};
-use crate::digest::ObjectDigester;
+use crate::diff::{PairComparison, PairIndex, RecordDiff};
+use crate::digest::{Hash32, ObjectDigester};
 use crate::playbook::model::VerifyArgs;
 use crate::store::manifest::Manifest;
 use crate::store::verify::{preview, verify_snapshot};
 
-/// Hashes every live record of `object` into sorted pairs.
-pub async fn live_pairs(connector: &dyn Connector, object: &str) -> Result<ObjectDigester, EngineError> {
+/// A comparison of one object of a snapshot with a live connector.
+pub struct Compared {
+    /// The snapshot's pairs, sorted.
+    pub snapshot: ObjectDigester,
+    pub diff: RecordDiff,
+    index: PairIndex,
+}
+
+impl Compared {
+    /// The snapshot's hash of `id`.
+    pub fn snapshot_hash(&self, id: &str) -> Option<Hash32> {
+        self.index.find(&self.snapshot, id).map(|at| self.snapshot.pair_at(at).1)
+    }
+}
+
+/// Compares `object` of `manifest` with the live connector record by record. The snapshot's
+/// pairs are read (and indexed by id) on a blocking thread while the connector's scan starts;
+/// live pages wait for them and are then compared as they arrive, so the live pairs are never
+/// collected and sorted.
+pub async fn compare_object(ctx: &Context, connector: &dyn Connector, manifest: &Manifest, object: &str) -> Result<Compared, EngineError> {
+    connector.align_to_snapshot(object, &manifest.schema).await?;
+    let started = std::time::Instant::now();
+    let (store, m, o) = (ctx.store.clone(), manifest.clone(), object.to_string());
+    let mut snapshot = tokio::task::spawn_blocking(move || -> Result<(ObjectDigester, PairIndex), EngineError> {
+        let pairs = store.object_pairs(&m, &o)?;
+        let index = PairIndex::new(&pairs);
+        Ok((pairs, index))
+    });
+    let joined = |r: Result<Result<(ObjectDigester, PairIndex), EngineError>, tokio::task::JoinError>| {
+        r.map_err(|e| EngineError::Internal(e.to_string()))?
+    };
     let mut pages = connector.export_hashes(object);
-    // A guess (a rowid span, say), so only up to a bound.
-    let expected = connector.estimated_count(object).await.unwrap_or(0).min(1 << 24) as usize;
-    let mut all = ObjectDigester::with_capacity(expected, 8);
-    while let Some(page) = pages.next().await {
-        for (id, row) in page?.iter() {
-            all.push(id, row.hash);
+    let (mut waiting, mut ended) = (Vec::new(), false);
+    let (pairs, index) = loop {
+        tokio::select! {
+            read = &mut snapshot => break joined(read)?,
+            page = pages.next(), if !ended => match page {
+                Some(page) => waiting.push(page?),
+                None => ended = true,
+            },
+        }
+    };
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "{object}: snapshot pairs read");
+    let mut comparison = PairComparison::new(&pairs, &index);
+    for page in waiting {
+        for (id, row) in page.iter() {
+            comparison.push(id, row.hash);
         }
     }
-    all.finish();
-    Ok(all)
+    if !ended {
+        while let Some(page) = pages.next().await {
+            for (id, row) in page?.iter() {
+                comparison.push(id, row.hash);
+            }
+        }
+    }
+    let diff = comparison.finish();
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "{object}: live records compared");
+    Ok(Compared {
+        snapshot: pairs,
+        diff,
+        index,
+    })
+}
+
+/// Compares the live connector's `object` with pairs read before (a snapshot's, sorted).
+pub async fn compare_with_pairs(connector: &dyn Connector, object: &str, pairs: &ObjectDigester) -> Result<RecordDiff, EngineError> {
+    let index = PairIndex::new(pairs);
+    let mut comparison = PairComparison::new(pairs, &index);
+    let mut pages = connector.export_hashes(object);
+    while let Some(page) = pages.next().await {
+        for (id, row) in page?.iter() {
+            comparison.push(id, row.hash);
+        }
+    }
+    Ok(comparison.finish())
 }
 
 /// Compares each object of `manifest` with the live connector.
@@ -36,37 +99,10 @@ pub async fn compare_live(
 ) -> Result<Vec<(String, RecordDiff)>, EngineError> {
     let mut out = Vec::new();
     for object in objects {
-        let (snapshot, live) = snapshot_and_live(ctx, connector, manifest, object).await?;
-        out.push((object.clone(), diff(&snapshot, &live)));
+        let compared = compare_object(ctx, connector, manifest, object).await?;
+        out.push((object.clone(), compared.diff));
     }
     Ok(out)
-}
-
-/// The `(id, hash)` pairs of `object` in `manifest` and in the live connector, both sorted, read
-/// at the same time (the snapshot's index on a blocking thread, the connector's scan beside it).
-pub async fn snapshot_and_live(
-    ctx: &Context,
-    connector: &dyn Connector,
-    manifest: &Manifest,
-    object: &str,
-) -> Result<(ObjectDigester, ObjectDigester), EngineError> {
-    connector.align_to_snapshot(object, &manifest.schema).await?;
-    let started = std::time::Instant::now();
-    let (store, m, o) = (ctx.store.clone(), manifest.clone(), object.to_string());
-    let snapshot = async {
-        let pairs = tokio::task::spawn_blocking(move || store.object_pairs(&m, &o))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?
-            .map_err(EngineError::from);
-        tracing::debug!(ms = started.elapsed().as_millis() as u64, "{object}: snapshot pairs read");
-        pairs
-    };
-    let live = async {
-        let pairs = live_pairs(connector, object).await;
-        tracing::debug!(ms = started.elapsed().as_millis() as u64, "{object}: live pairs read");
-        pairs
-    };
-    futures::try_join!(snapshot, live)
 }
 
 /// Renders per-object differences, one line per kind.

@@ -287,18 +287,30 @@ impl Store {
         })
     }
 
-    /// The chunk lines of the records of `wanted` in `chunk`, and how many there are. The chunk
-    /// is checked whole but decompressed a window at a time.
+    /// The chunk lines of the records of `wanted` in `chunk`, and how many there are. Each line
+    /// is checked against the hash `wanted` gives its record (from the snapshot's index), not
+    /// the chunk whole: what is written is what the index vouches for, and the other lines of a
+    /// chunk are not hashed.
     pub fn chunk_matching_lines(
         &self,
         chunk: &ChunkRef,
         object: &std::sync::Arc<str>,
-        wanted: &std::collections::HashSet<String>,
+        wanted: &std::collections::HashMap<String, Hash32>,
     ) -> Result<(Vec<u8>, usize), StoreError> {
-        let stored = self.checked_chunk(chunk)?;
-        chunk::matching_lines_compressed(&stored, chunk.raw as usize + 1, object, wanted).map_err(|e| match e {
-            chunk::MatchError::Inflate(message) => self.corrupt(chunk, message),
-            chunk::MatchError::Line(e) => self.corrupt(chunk, format!("line {}: {}", e.line, e.message)),
+        thread_local! {
+            static STORED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let path = self.chunk_path(&chunk.id);
+        STORED.with(|stored| {
+            let mut stored = stored.borrow_mut();
+            stored.clear();
+            fs::File::open(&path)
+                .and_then(|mut file| std::io::Read::read_to_end(&mut file, &mut stored))
+                .map_err(io("read chunk", &path))?;
+            chunk::matching_lines_compressed(&stored, chunk.raw as usize + 1, object, wanted).map_err(|e| match e {
+                chunk::MatchError::Inflate(message) => self.corrupt(chunk, message),
+                chunk::MatchError::Line(e) => self.corrupt(chunk, format!("line {}: {}", e.line, e.message)),
+            })
         })
     }
 
