@@ -61,40 +61,95 @@ pub fn diff(before: &ObjectDigester, after: &ObjectDigester) -> RecordDiff {
     out
 }
 
-/// Finds ids among a finished digester's pairs: an open-addressing table of positions, a
-/// quarter of the memory of a second digester and no sort. Built for one digester and used only
-/// with it.
-pub struct PairIndex {
-    /// Position + 1 of a pair in id order, 0 for an empty slot; at most half full.
-    slots: Vec<u32>,
-    mask: usize,
-    hasher: std::hash::RandomState,
+/// Finds ids among a finished digester's pairs, for comparing records one by one without
+/// collecting and sorting the other side. Built for one digester and used only with it.
+pub struct PairIndex(Lookup);
+
+enum Lookup {
+    /// Every id is a canonical decimal integer (as SQL CRMs number records), within a span of
+    /// a few times their number: position + 1 by `id - min`, 0 for none. Live records arrive in
+    /// id order, so the lookups walk this table instead of jumping around a hash table.
+    Dense { min: u64, positions: Vec<u32> },
+    /// Open addressing, at most half full: `tag << 32 | position + 1` per slot (0 for an empty
+    /// one), the tag being the hash's high half, so a probe of another id rarely reads its pair.
+    Hashed {
+        slots: Vec<u64>,
+        mask: usize,
+        hasher: std::hash::RandomState,
+    },
+}
+
+/// The value of an id written as a canonical decimal integer: digits only, no leading zero,
+/// at most 18 of them.
+fn canonical_integer(id: &str) -> Option<u64> {
+    let bytes = id.as_bytes();
+    if bytes.is_empty() || bytes.len() > 18 || (bytes[0] == b'0' && bytes.len() > 1) {
+        return None;
+    }
+    bytes
+        .iter()
+        .try_fold(0u64, |v, &b| b.is_ascii_digit().then(|| v * 10 + u64::from(b - b'0')))
 }
 
 impl PairIndex {
     pub fn new(pairs: &ObjectDigester) -> PairIndex {
         use std::hash::BuildHasher;
-        let size = (pairs.len() * 2).next_power_of_two().max(16);
-        let (mut slots, mask, hasher) = (vec![0u32; size], size - 1, std::hash::RandomState::new());
-        for i in 0..pairs.len() {
-            let mut at = hasher.hash_one(pairs.pair_at(i).0) as usize & mask;
+        let n = pairs.len();
+        let span = (0..n)
+            .map(|i| canonical_integer(pairs.pair_at(i).0))
+            .try_fold((u64::MAX, 0u64), |(lo, hi), v| v.map(|v| (lo.min(v), hi.max(v))));
+        if let Some((min, max)) = span
+            && n > 0
+            && max - min < (n as u64).saturating_mul(4).max(1024)
+        {
+            let mut positions = vec![0u32; (max - min + 1) as usize];
+            for i in 0..n {
+                let at = &mut positions[(canonical_integer(pairs.pair_at(i).0).expect("checked above") - min) as usize];
+                // A repeated id (a damaged snapshot) is found at its first position.
+                if *at == 0 {
+                    *at = i as u32 + 1;
+                }
+            }
+            return PairIndex(Lookup::Dense { min, positions });
+        }
+        let size = (n * 2).next_power_of_two().max(16);
+        let (mut slots, mask, hasher) = (vec![0u64; size], size - 1, std::hash::RandomState::new());
+        for i in 0..n {
+            let h = hasher.hash_one(pairs.pair_at(i).0);
+            let mut at = h as usize & mask;
             while slots[at] != 0 {
                 at = (at + 1) & mask;
             }
-            slots[at] = i as u32 + 1;
+            slots[at] = (h & !0xffff_ffff) | (i as u64 + 1);
         }
-        PairIndex { slots, mask, hasher }
+        PairIndex(Lookup::Hashed { slots, mask, hasher })
     }
 
     /// The position of `id` in `pairs` (the digester the index was built for).
     pub fn find(&self, pairs: &ObjectDigester, id: &str) -> Option<usize> {
         use std::hash::BuildHasher;
-        let mut at = self.hasher.hash_one(id) as usize & self.mask;
-        loop {
-            match self.slots[at] {
-                0 => return None,
-                slot if pairs.pair_at(slot as usize - 1).0 == id => return Some(slot as usize - 1),
-                _ => at = (at + 1) & self.mask,
+        match &self.0 {
+            Lookup::Dense { min, positions } => {
+                let at = canonical_integer(id)?.checked_sub(*min)?;
+                match positions.get(usize::try_from(at).ok()?) {
+                    Some(&p) if p != 0 => Some(p as usize - 1),
+                    _ => None,
+                }
+            }
+            Lookup::Hashed { slots, mask, hasher } => {
+                let h = hasher.hash_one(id);
+                let mut at = h as usize & mask;
+                loop {
+                    let slot = slots[at];
+                    if slot == 0 {
+                        return None;
+                    }
+                    let position = (slot & 0xffff_ffff) as usize - 1;
+                    if slot & !0xffff_ffff == h & !0xffff_ffff && pairs.pair_at(position).0 == id {
+                        return Some(position);
+                    }
+                    at = (at + 1) & mask;
+                }
             }
         }
     }
@@ -229,7 +284,20 @@ mod tests {
         assert_eq!(got, diff(&b, &pairs(&as_refs(&after))));
         assert_eq!((got.added.len(), got.deleted.len()), (100, 715));
         let index = PairIndex::new(&b);
+        assert!(matches!(index.0, Lookup::Dense { .. }), "integer ids are looked up by value");
         assert_eq!(index.find(&b, "4999").map(|at| b.pair_at(at).0), Some("4999"));
-        assert_eq!(index.find(&b, "5000"), None);
+        for absent in ["5000", "04999", "-1", "", "49990000000000000000", "x"] {
+            assert_eq!(index.find(&b, absent), None, "{absent}");
+        }
+        // Ids that are not all canonical integers, or too sparse, are hashed; same results.
+        for odd in ["007", "1000000000"] {
+            let mut with_odd = before.clone();
+            with_odd.push((odd.to_string(), "odd".to_string()));
+            let b = pairs(&as_refs(&with_odd));
+            assert!(matches!(PairIndex::new(&b).0, Lookup::Hashed { .. }), "{odd}");
+            let got = compare(&b, &as_refs(&after));
+            assert_eq!(got, diff(&b, &pairs(&as_refs(&after))));
+            assert_eq!(got.deleted.len(), 716);
+        }
     }
 }

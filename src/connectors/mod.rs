@@ -154,6 +154,49 @@ pub struct ApplyOutcome {
     pub id_map: Vec<(String, String)>,
 }
 
+/// One part of a batch whose lines arrive while they are still being read from a snapshot (see
+/// [`Connector::apply_line_parts`]).
+pub enum LinePart {
+    /// Whole chunk lines, each ending in a newline.
+    Lines(Vec<u8>),
+    /// The batch is complete: write it.
+    End,
+}
+
+/// The receiving end of one batch's parts.
+pub struct LineParts(tokio::sync::mpsc::Receiver<LinePart>);
+
+impl LineParts {
+    /// A batch's sender and its parts; the sender may run `capacity` parts ahead.
+    pub fn channel(capacity: usize) -> (tokio::sync::mpsc::Sender<LinePart>, LineParts) {
+        let (sender, receiver) = tokio::sync::mpsc::channel(capacity.max(1));
+        (sender, LineParts(receiver))
+    }
+
+    /// The next lines, `None` once the batch is complete. An error when the sender went away
+    /// before [`LinePart::End`]: the batch was abandoned and must not be written.
+    pub async fn next(&mut self, connector: &str) -> Result<Option<Vec<u8>>, ConnectorError> {
+        Self::read(self.0.recv().await, connector)
+    }
+
+    /// [`Self::next`], on a blocking thread.
+    pub fn blocking_next(&mut self, connector: &str) -> Result<Option<Vec<u8>>, ConnectorError> {
+        Self::read(self.0.blocking_recv(), connector)
+    }
+
+    fn read(part: Option<LinePart>, connector: &str) -> Result<Option<Vec<u8>>, ConnectorError> {
+        match part {
+            Some(LinePart::Lines(lines)) => Ok(Some(lines)),
+            Some(LinePart::End) => Ok(None),
+            None => Err(ConnectorError::new(
+                connector,
+                "the batch was abandoned before its last line arrived; none of it was written",
+            )
+            .hint("the restore stopped for another reason, which it reports")),
+        }
+    }
+}
+
 /// A page of exported records.
 pub type RecordPages = BoxStream<'static, Result<Vec<Record>, ConnectorError>>;
 
@@ -358,6 +401,17 @@ pub trait Connector: Send + Sync {
                 .hint("run `rollback verify --read-data` on the snapshot")
         })?;
         self.apply(object, &records, ApplyMode::Upsert).await
+    }
+    /// [`Connector::apply_lines`] for one batch whose lines arrive in parts while the snapshot is
+    /// still being read, so a connector may write the first lines before the last are read. The
+    /// batch is still one transaction, and an abandoned one (see [`LineParts::next`]) writes
+    /// nothing. The default gathers the parts and calls [`Connector::apply_lines`].
+    async fn apply_line_parts(&self, object: &str, mut parts: LineParts) -> Result<ApplyOutcome, ConnectorError> {
+        let mut lines = Vec::new();
+        while let Some(part) = parts.next(self.name()).await? {
+            lines.extend_from_slice(&part);
+        }
+        self.apply_lines(object, &lines).await
     }
     /// [`Connector::apply_lines`] for records the destination is known not to hold (a restore
     /// into a table the comparison found without any of them): connectors with a faster plain

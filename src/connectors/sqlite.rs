@@ -738,6 +738,15 @@ impl Connector for SqliteConnector {
         })
     }
 
+    async fn apply_line_parts(&self, object: &str, parts: super::LineParts) -> Result<ApplyOutcome, ConnectorError> {
+        let map = self.table(object)?.clone();
+        let written = self.native.upsert(map, Rows::Parts(parts)).await?;
+        Ok(ApplyOutcome {
+            written,
+            id_map: Vec::new(),
+        })
+    }
+
     async fn freeze(&self, run_id: &str, message: &str) -> Result<Value, ConnectorError> {
         super::sqlite_freeze::freeze(self, run_id, message).await
     }

@@ -22,9 +22,12 @@ use super::sqlite_freeze::BYPASS;
 use super::sqlite_write::{BindValue, Columns, LineRows, RecordRows, RowError, SqlRow, id_value, upsert_sql};
 use super::{ConnectorError, EncodedPage, PAGE_SIZE};
 
-/// What an upsert writes: snapshot chunk lines, or records.
+/// What an upsert writes: snapshot chunk lines, lines that arrive in parts, or records.
 pub enum Rows {
     Lines(Vec<u8>),
+    /// Parsed here as they arrive: a part is a chunk's few wanted lines, too few to hand to a
+    /// parsing thread.
+    Parts(super::LineParts),
     Records(Vec<crate::record::Record>),
 }
 
@@ -367,6 +370,11 @@ impl Native {
             let (tx, bypass) = begin(conn, false, false).map_err(err)?;
             let mut written = 0u64;
             let mut references = References::new(&map);
+            if matches!(rows, Rows::Parts(_)) {
+                // Read while the first parts are still being decoded, rather than for the check
+                // after the last.
+                references.prefetch(name, &tx, parents)?;
+            }
             {
                 let mut statements: Vec<(Vec<usize>, rusqlite::Statement<'_>)> = Vec::new();
                 let mut write = |row: Result<SqlRow<'_>, RowError>| -> Result<(), ConnectorError> {
@@ -388,8 +396,23 @@ impl Native {
                     written += 1;
                     Ok(())
                 };
-                match &rows {
-                    Rows::Lines(lines) => parsed_ahead(LineRows { columns: &columns, lines }, &mut write)?,
+                match rows {
+                    Rows::Lines(lines) => parsed_ahead(
+                        LineRows {
+                            columns: &columns,
+                            lines: &lines,
+                        },
+                        &mut write,
+                    )?,
+                    Rows::Parts(mut parts) => {
+                        while let Some(lines) = parts.blocking_next(name)? {
+                            LineRows {
+                                columns: &columns,
+                                lines: &lines,
+                            }
+                            .try_for_each(&mut write)?;
+                        }
+                    }
                     Rows::Records(records) => RecordRows {
                         columns: &columns,
                         records: records.iter(),
@@ -539,6 +562,18 @@ impl<'m> References<'m> {
                 seen.entry(key).or_insert_with(|| row.id.to_string());
             }
         }
+    }
+
+    /// Reads the rowids of the parent tables [`Self::check`] holds in memory.
+    fn prefetch(&self, name: &str, tx: &Transaction<'_>, parents: &mut ParentRowids) -> Result<(), ConnectorError> {
+        for check in &self.map.key_checks {
+            if check.to_rowid && !check.parent.eq_ignore_ascii_case(&self.map.table) {
+                parents
+                    .get(tx, &check.parent)
+                    .map_err(|e| sqlite_error(name, e).object(&self.map.object))?;
+            }
+        }
+        Ok(())
     }
 
     /// Fails when a key refers to a parent row that does not exist, naming the records.

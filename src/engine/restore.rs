@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::verify::{Compared, compare_object, compare_with_pairs, describe_diffs};
 use super::{Context, EngineError, StepOutcome};
-use crate::connectors::Connector;
+use crate::connectors::{Connector, LinePart, LineParts};
 use crate::diff::RecordDiff;
 use crate::digest::{Hash32, ObjectDigester};
 use crate::playbook::model::RestoreArgs;
@@ -219,6 +219,7 @@ async fn upsert(
         return Ok(0);
     }
     let fresh = matches!(wanted, Wanted::Every { fresh: true, .. });
+    let filtered = matches!(wanted, Wanted::Ids { .. });
     let wanted = std::sync::Arc::new(wanted);
     let chunks = manifest.objects.get(object).map(|o| o.chunks.clone()).unwrap_or_default();
     let name: std::sync::Arc<str> = object.into();
@@ -246,7 +247,12 @@ async fn upsert(
                 let (store, wanted, name) = (store.clone(), wanted.clone(), name.clone());
                 tokio::task::spawn_blocking(move || match &*wanted {
                     Wanted::Every { .. } => store.load_chunk(&chunk).map(|raw| (raw, 0)).map_err(EngineError::from),
-                    Wanted::Ids { ids, .. } => store.chunk_matching_lines(&chunk, &name, ids).map_err(EngineError::from),
+                    Wanted::Ids { ids, .. } => {
+                        let t = std::time::Instant::now();
+                        let r = store.chunk_matching_lines(&chunk, &name, ids).map_err(EngineError::from);
+                        tracing::trace!(us = t.elapsed().as_micros() as u64, "TMP decode");
+                        r
+                    }
                 })
             })
             .buffered(decoding);
@@ -281,64 +287,148 @@ async fn upsert(
     let _producer = AbortOnDrop(producer);
     let bar = ctx.progress.bar(&format!("restore {object}"), Some(total));
     let (mut written, mut batches) = (0, 0);
-    let mut pending: Vec<u8> = Vec::new();
-    let mut pending_count = 0;
     let mut checkpoints = Pipelined::new();
-    let mut flush = async |lines: &[u8]| -> Result<(), EngineError> {
-        let done = if fresh {
-            connector.insert_lines(object, lines).await?
-        } else {
-            connector.apply_lines(object, lines).await?
-        }
-        .written;
+    let mut committed = async |done: u64| {
         written += done;
         batches += 1;
         bar.inc(done);
         checkpoints
             .record(ctx, format!("{object}.upserted"), format!("{written} records in {batches} batches"))
             .await;
-        Ok(())
     };
     // The newest checkpoint is written also when a batch fails.
-    let written_all: Result<(), EngineError> = async {
-        while let Some(next) = decoded.recv().await {
-            let lines = next?;
-            let mut rest: &[u8] = &lines;
-            while !rest.is_empty() {
-                // Up to the lines that complete the batch.
-                let (mut end, mut count) = (rest.len(), 0);
-                for newline in memchr::memchr_iter(b'\n', rest) {
-                    count += 1;
-                    if pending_count + count == batch {
-                        end = newline + 1;
-                        break;
-                    }
-                }
-                let (part, tail) = rest.split_at(end);
-                rest = tail;
-                if pending_count + count < batch {
-                    pending.extend_from_slice(part);
-                    pending_count += count;
-                } else if pending.is_empty() {
-                    flush(part).await?;
-                } else {
-                    pending.extend_from_slice(part);
-                    flush(&pending).await?;
-                    pending.clear();
-                    pending_count = 0;
-                }
-            }
-        }
-        if !pending.is_empty() {
-            flush(&pending).await?;
-        }
-        Ok(())
-    }
-    .await;
+    let written_all = if filtered {
+        streamed_batches(connector, object, &mut decoded, batch, &mut committed).await
+    } else {
+        gathered_batches(connector, object, fresh, &mut decoded, batch, &mut committed).await
+    };
     checkpoints.settle(ctx).await;
     written_all?;
     bar.finish();
     Ok(written)
+}
+
+type Decoded = tokio::sync::mpsc::Receiver<Result<Vec<u8>, EngineError>>;
+
+/// The end of the first `want` lines of `lines` (or all of them) and how many that is.
+fn take_lines(lines: &[u8], want: usize) -> (usize, usize) {
+    let mut count = 0;
+    for newline in memchr::memchr_iter(b'\n', lines) {
+        count += 1;
+        if count == want {
+            return (newline + 1, count);
+        }
+    }
+    (lines.len(), count)
+}
+
+/// Writes the decoded lines in batches of `batch` lines, each gathered whole before it is
+/// handed over (whole chunks: the connector parses a batch on a second thread while it writes).
+async fn gathered_batches(
+    connector: &dyn Connector,
+    object: &str,
+    fresh: bool,
+    decoded: &mut Decoded,
+    batch: usize,
+    committed: &mut impl AsyncFnMut(u64),
+) -> Result<(), EngineError> {
+    let (mut pending, mut pending_count): (Vec<u8>, usize) = (Vec::new(), 0);
+    let flush = async |lines: &[u8]| -> Result<u64, EngineError> {
+        Ok(if fresh {
+            connector.insert_lines(object, lines).await?
+        } else {
+            connector.apply_lines(object, lines).await?
+        }
+        .written)
+    };
+    while let Some(next) = decoded.recv().await {
+        let lines = next?;
+        let mut rest: &[u8] = &lines;
+        while !rest.is_empty() {
+            // Up to the lines that complete the batch.
+            let (end, count) = take_lines(rest, batch - pending_count);
+            let (part, tail) = rest.split_at(end);
+            rest = tail;
+            if pending_count + count < batch {
+                pending.extend_from_slice(part);
+                pending_count += count;
+            } else if pending.is_empty() {
+                committed(flush(part).await?).await;
+            } else {
+                pending.extend_from_slice(part);
+                committed(flush(&pending).await?).await;
+                pending.clear();
+                pending_count = 0;
+            }
+        }
+    }
+    if !pending.is_empty() {
+        committed(flush(&pending).await?).await;
+    }
+    Ok(())
+}
+
+/// Parts a streamed batch's lines may run ahead of the connector's writes.
+const PARTS_AHEAD: usize = 64;
+
+/// Writes the decoded lines in batches of `batch` lines, each handed to the connector part by
+/// part as its lines are decoded ([`Connector::apply_line_parts`]): filtered chunks hold a few
+/// wanted lines each and a batch spans many chunks, so its first rows are written while later
+/// chunks are still being decoded, instead of after them. A batch whose lines fail to decode is
+/// abandoned, which writes none of it.
+async fn streamed_batches(
+    connector: &dyn Connector,
+    object: &str,
+    decoded: &mut Decoded,
+    batch: usize,
+    committed: &mut impl AsyncFnMut(u64),
+) -> Result<(), EngineError> {
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        // A batch starts with the lines the last one left, or with the next chunk's.
+        let first = if carry.is_empty() {
+            match decoded.recv().await {
+                Some(next) => next?,
+                None => return Ok(()),
+            }
+        } else {
+            std::mem::take(&mut carry)
+        };
+        if first.is_empty() {
+            continue;
+        }
+        let (sender, parts) = LineParts::channel(PARTS_AHEAD);
+        let feed = async {
+            let sender = sender;
+            let mut lines = first;
+            let mut count = 0;
+            loop {
+                let (end, n) = take_lines(&lines, batch - count);
+                count += n;
+                let full = count == batch;
+                if full {
+                    carry = lines.split_off(end);
+                }
+                // A closed channel: the connector stopped, and reports why.
+                if !lines.is_empty() && sender.send(LinePart::Lines(lines)).await.is_err() {
+                    return Ok(());
+                }
+                if full {
+                    break;
+                }
+                lines = match decoded.recv().await {
+                    Some(next) => next?,
+                    None => break,
+                };
+            }
+            let _ = sender.send(LinePart::End).await;
+            Ok::<(), EngineError>(())
+        };
+        let (wrote, fed) = futures::join!(connector.apply_line_parts(object, parts), feed);
+        // A decoding error abandoned the batch; it is the cause to report.
+        fed?;
+        committed(wrote?.written).await;
+    }
 }
 
 /// Deletes `ids` from `object`, in batches.
