@@ -247,12 +247,7 @@ async fn upsert(
                 let (store, wanted, name) = (store.clone(), wanted.clone(), name.clone());
                 tokio::task::spawn_blocking(move || match &*wanted {
                     Wanted::Every { .. } => store.load_chunk(&chunk).map(|raw| (raw, 0)).map_err(EngineError::from),
-                    Wanted::Ids { ids, .. } => {
-                        let t = std::time::Instant::now();
-                        let r = store.chunk_matching_lines(&chunk, &name, ids).map_err(EngineError::from);
-                        tracing::trace!(us = t.elapsed().as_micros() as u64, "TMP decode");
-                        r
-                    }
+                    Wanted::Ids { ids, .. } => store.chunk_matching_lines(&chunk, &name, ids).map_err(EngineError::from),
                 })
             })
             .buffered(decoding);
