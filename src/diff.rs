@@ -81,7 +81,7 @@ enum Lookup {
 
 /// The value of an id written as a canonical decimal integer: digits only, no leading zero,
 /// at most 18 of them.
-fn canonical_integer(id: &str) -> Option<u64> {
+pub fn canonical_integer(id: &str) -> Option<u64> {
     let bytes = id.as_bytes();
     if bytes.is_empty() || bytes.len() > 18 || (bytes[0] == b'0' && bytes.len() > 1) {
         return None;
@@ -152,6 +152,129 @@ impl PairIndex {
                 }
             }
         }
+    }
+}
+
+/// A snapshot's record hashes by id, for objects whose ids are all canonical decimal integers
+/// within a span of a few times their number (as SQL CRMs number records): a table indexed by
+/// `id - min`, built straight from the index, so a comparison needs neither the pairs sorted by
+/// id text nor a lookup table over them.
+pub struct DenseHashes {
+    min: u64,
+    hashes: Vec<Hash32>,
+    /// One bit per slot of `hashes`: a record holds that id.
+    present: Vec<u64>,
+    count: usize,
+}
+
+impl DenseHashes {
+    /// From an object's index bodies (see [`crate::store::index`]); `None` when its ids do not
+    /// qualify. A repeated id keeps its first hash.
+    pub fn from_index(raws: &[Vec<u8>]) -> Result<Option<DenseHashes>, String> {
+        let (mut min, mut max, mut count, mut dense) = (u64::MAX, 0u64, 0usize, true);
+        for raw in raws {
+            crate::store::index::for_each_pair(raw, |id, _| match canonical_integer(id) {
+                Some(v) if dense => {
+                    (min, max, count) = (min.min(v), max.max(v), count + 1);
+                }
+                _ => dense = false,
+            })?;
+        }
+        if !dense || count == 0 || max - min >= (count as u64).saturating_mul(4).max(1024) {
+            return Ok(None);
+        }
+        let span = (max - min + 1) as usize;
+        let mut table = DenseHashes {
+            min,
+            hashes: vec![Hash32::default(); span],
+            present: vec![0; span.div_ceil(64)],
+            count: 0,
+        };
+        for raw in raws {
+            crate::store::index::for_each_pair(raw, |id, hash| {
+                let at = (canonical_integer(id).expect("checked above") - min) as usize;
+                let bit = 1u64 << (at % 64);
+                if table.present[at / 64] & bit == 0 {
+                    table.present[at / 64] |= bit;
+                    table.hashes[at] = hash;
+                    table.count += 1;
+                }
+            })?;
+        }
+        Ok(Some(table))
+    }
+
+    /// How many records.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn slot(&self, id: &str) -> Option<usize> {
+        let at = usize::try_from(canonical_integer(id)?.checked_sub(self.min)?).ok()?;
+        (at < self.hashes.len() && self.present[at / 64] & (1 << (at % 64)) != 0).then_some(at)
+    }
+
+    /// The hash of the record with `id`.
+    pub fn hash(&self, id: &str) -> Option<Hash32> {
+        self.slot(id).map(|at| self.hashes[at])
+    }
+}
+
+/// [`PairComparison`] against [`DenseHashes`].
+pub struct DenseComparison<'a> {
+    before: &'a DenseHashes,
+    seen: Vec<u64>,
+    added: Vec<String>,
+    changed: Vec<String>,
+}
+
+impl<'a> DenseComparison<'a> {
+    pub fn new(before: &'a DenseHashes) -> Self {
+        DenseComparison {
+            before,
+            seen: vec![0; before.present.len()],
+            added: Vec::new(),
+            changed: Vec::new(),
+        }
+    }
+
+    /// One pair of the other side. An id met twice is added the second time, as [`diff`] has it.
+    pub fn push(&mut self, id: &str, hash: Hash32) {
+        let Some(at) = self.before.slot(id) else {
+            self.added.push(id.to_string());
+            return;
+        };
+        let (word, bit) = (at / 64, 1u64 << (at % 64));
+        if self.seen[word] & bit != 0 {
+            self.added.push(id.to_string());
+            return;
+        }
+        self.seen[word] |= bit;
+        if self.before.hashes[at] != hash {
+            self.changed.push(id.to_string());
+        }
+    }
+
+    pub fn finish(self) -> RecordDiff {
+        let mut deleted = Vec::new();
+        for (word, (present, seen)) in self.before.present.iter().zip(&self.seen).enumerate() {
+            let mut missing = present & !seen;
+            while missing != 0 {
+                let bit = missing.trailing_zeros() as usize;
+                missing &= missing - 1;
+                deleted.push((self.before.min + (word * 64 + bit) as u64).to_string());
+            }
+        }
+        let by_bytes = |a: &String, b: &String| a.as_bytes().cmp(b.as_bytes());
+        let (mut added, mut changed) = (self.added, self.changed);
+        deleted.sort_unstable_by(by_bytes);
+        added.sort_unstable_by(by_bytes);
+        changed.sort_unstable_by(by_bytes);
+        RecordDiff { added, changed, deleted }
     }
 }
 
@@ -289,12 +412,34 @@ mod tests {
         for absent in ["5000", "04999", "-1", "", "49990000000000000000", "x"] {
             assert_eq!(index.find(&b, absent), None, "{absent}");
         }
+        // The table built from the index gives the same differences.
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        for (i, (id, hash)) in b.pairs().enumerate() {
+            crate::store::index::encode_pair(if i < 2500 { &mut first } else { &mut second }, id, &hash);
+        }
+        let dense = DenseHashes::from_index(&[first, second]).unwrap().expect("integer ids");
+        assert_eq!(dense.len(), 5000);
+        let mut c = DenseComparison::new(&dense);
+        for (id, v) in as_refs(&after) {
+            c.push(id, sha256(v.as_bytes()));
+        }
+        c.push("4999", sha256(b"v4999"));
+        let mut expected = diff(&b, &pairs(&as_refs(&after)));
+        expected.added.push("4999".into());
+        expected.added.sort();
+        assert_eq!(c.finish(), expected);
+        assert_eq!(dense.hash("17"), Some(sha256(b"v17")));
+        assert_eq!(dense.hash("017"), None);
         // Ids that are not all canonical integers, or too sparse, are hashed; same results.
         for odd in ["007", "1000000000"] {
             let mut with_odd = before.clone();
             with_odd.push((odd.to_string(), "odd".to_string()));
             let b = pairs(&as_refs(&with_odd));
             assert!(matches!(PairIndex::new(&b).0, Lookup::Hashed { .. }), "{odd}");
+            assert!(
+                DenseHashes::from_index(&[crate::store::index::encode(&b)]).unwrap().is_none(),
+                "{odd}"
+            );
             let got = compare(&b, &as_refs(&after));
             assert_eq!(got, diff(&b, &pairs(&as_refs(&after))));
             assert_eq!(got.deleted.len(), 716);

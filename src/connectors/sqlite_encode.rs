@@ -183,7 +183,7 @@ fn write_typed(column: &super::sqlite::Column, value: rusqlite::types::ValueRef<
             out.push(b'"');
         }
         // A timestamp already in canonical form (the usual case) is copied as it is.
-        ValueRef::Text(bytes) if column.class == ColumnClass::Timestamp && fast_time_bytes(bytes).is_some() => {
+        ValueRef::Text(bytes) if column.class == ColumnClass::Timestamp && canonical_time_bytes(bytes) => {
             out.reserve(bytes.len() + 2);
             out.push(b'"');
             out.extend_from_slice(bytes);
@@ -275,6 +275,11 @@ fn id_text(value: &[u8], into: &mut String) -> bool {
             }
             Err(_) => return false,
         },
+        // A number: ASCII, so it is its own text.
+        Some(_) if value.is_ascii() => {
+            into.extend(value.iter().map(|&b| char::from(b)));
+            return true;
+        }
         Some(_) => std::str::from_utf8(value).ok(),
     };
     match text {
@@ -323,8 +328,68 @@ fn fast_time_bytes(b: &[u8]) -> Option<DateTime<Utc>> {
     Some(date.and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?.and_utc())
 }
 
+/// Whether [`fast_time_bytes`] takes `b`, without building the time: the scans check every
+/// row's timestamps, and chrono's calendar checks cost more than the rest of the check.
+fn canonical_time_bytes(b: &[u8]) -> bool {
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
+        return false;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        b[range]
+            .iter()
+            .try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) =
+        (num(0..4), num(5..7), num(8..10), num(11..13), num(14..16), num(17..19))
+    else {
+        return false;
+    };
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&day) && hour < 24 && minute < 60 && second < 60
+}
+
 #[cfg(test)]
 mod tests {
+    /// The calendar check without chrono agrees with chrono's, day by day across leap rules
+    /// and at every field's limits.
+    #[test]
+    fn canonical_time_check_agrees_with_chrono() {
+        let mut cases = Vec::new();
+        for year in [0, 1, 1900, 1999, 2000, 2023, 2024, 2100, 2400, 9999] {
+            for month in 0..=13 {
+                for day in 0..=32 {
+                    cases.push(format!("{year:04}-{month:02}-{day:02}T12:30:45Z"));
+                }
+            }
+        }
+        for (h, m, sec) in [(23, 59, 59), (24, 0, 0), (0, 60, 0), (0, 0, 60), (0, 0, 0)] {
+            cases.push(format!("2024-02-29T{h:02}:{m:02}:{sec:02}Z"));
+        }
+        cases.extend(
+            [
+                "2024-02-29 12:30:45Z",
+                "2024-02-29T12:30:45",
+                "2024-02-2xT12:30:45Z",
+                "+024-02-29T12:30:45Z",
+            ]
+            .map(String::from),
+        );
+        for case in &cases {
+            assert_eq!(
+                super::canonical_time_bytes(case.as_bytes()),
+                super::fast_time_bytes(case.as_bytes()).is_some(),
+                "{case}"
+            );
+        }
+    }
+
     /// Integers come out as `Display` writes them, at both ends of the range.
     #[test]
     fn integers_are_written_as_display_writes_them() {

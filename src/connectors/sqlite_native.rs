@@ -25,8 +25,7 @@ use super::{ConnectorError, EncodedPage, PAGE_SIZE};
 /// What an upsert writes: snapshot chunk lines, lines that arrive in parts, or records.
 pub enum Rows {
     Lines(Vec<u8>),
-    /// Parsed here as they arrive: a part is a chunk's few wanted lines, too few to hand to a
-    /// parsing thread.
+    /// Written as they arrive.
     Parts(super::LineParts),
     Records(Vec<crate::record::Record>),
 }
@@ -406,11 +405,15 @@ impl Native {
                     )?,
                     Rows::Parts(mut parts) => {
                         while let Some(lines) = parts.blocking_next(name)? {
-                            LineRows {
+                            let mut rows = LineRows {
                                 columns: &columns,
                                 lines: &lines,
+                            };
+                            if lines.len() >= PARSED_AHEAD_BYTES {
+                                parsed_ahead(rows, &mut write)?;
+                            } else {
+                                rows.try_for_each(&mut write)?;
                             }
-                            .try_for_each(&mut write)?;
                         }
                     }
                     Rows::Records(records) => RecordRows {
@@ -493,6 +496,10 @@ fn begin(conn: &mut Connection, check_keys: bool, defer_keys: bool) -> rusqlite:
     }
     Ok((tx, frozen > 0))
 }
+
+/// A streamed part this large is parsed on a second thread (see [`parsed_ahead`]); smaller
+/// ones, a chunk's few wanted lines, are parsed where they are written.
+const PARSED_AHEAD_BYTES: usize = 256 << 10;
 
 /// Rows parsed per hand-over between the parsing and the writing thread.
 const PARSED_GROUP: usize = 256;

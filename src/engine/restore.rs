@@ -11,12 +11,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::json;
 
-use super::verify::{Compared, compare_object, compare_with_pairs, describe_diffs};
+use super::verify::{Compared, compare_object, describe_diffs};
 use super::{Context, EngineError, StepOutcome};
 use crate::connectors::{Connector, LinePart, LineParts};
 use crate::diff::RecordDiff;
-use crate::digest::{Hash32, ObjectDigester};
+use crate::digest::Hash32;
 use crate::playbook::model::RestoreArgs;
+use crate::store::chunk::WantedLines;
 use crate::store::manifest::Manifest;
 
 /// Records per write batch unless the step says otherwise.
@@ -152,10 +153,7 @@ enum Wanted {
     Every { n: u64, fresh: bool },
     /// Some of the object's `of` records, with the snapshot's hash of each (every line read
     /// from the snapshot is checked against it).
-    Ids {
-        ids: std::sync::Arc<HashMap<String, Hash32>>,
-        of: u64,
-    },
+    Ids { ids: std::sync::Arc<WantedLines>, of: u64 },
 }
 
 impl Wanted {
@@ -171,12 +169,7 @@ impl Wanted {
 
     /// The records `diff` says to write: those the destination lacks or holds differently, with
     /// their snapshot hashes in `hashes` unless they are every record.
-    fn from_diff(
-        d: &mut RecordDiff,
-        manifest: &Manifest,
-        object: &str,
-        hashes: Option<&std::sync::Arc<HashMap<String, Hash32>>>,
-    ) -> Wanted {
+    fn from_diff(d: &mut RecordDiff, manifest: &Manifest, object: &str, hashes: Option<&std::sync::Arc<WantedLines>>) -> Wanted {
         let (n, every, fresh) = (
             (d.deleted.len() + d.changed.len()) as u64,
             Self::is_every(d, manifest, object),
@@ -398,6 +391,19 @@ async fn streamed_batches(
             let mut lines = first;
             let mut count = 0;
             loop {
+                // Chunks decoded already go in one part, which the connector may parse on a
+                // second thread while it writes.
+                let mut held = memchr::memchr_iter(b'\n', &lines).count();
+                while count + held < batch {
+                    match decoded.try_recv() {
+                        Ok(next) => {
+                            let next = next?;
+                            held += memchr::memchr_iter(b'\n', &next).count();
+                            lines.extend_from_slice(&next);
+                        }
+                        Err(_) => break,
+                    }
+                }
                 let (end, n) = take_lines(&lines, batch - count);
                 count += n;
                 let full = count == batch;
@@ -446,7 +452,7 @@ async fn reread_proof(
     connector: &dyn Connector,
     order: &[String],
     touched: &BTreeMap<String, Vec<String>>,
-    expected: &BTreeMap<String, std::sync::Arc<HashMap<String, Hash32>>>,
+    expected: &BTreeMap<String, std::sync::Arc<WantedLines>>,
 ) -> Result<Vec<(String, RecordDiff)>, EngineError> {
     use futures::StreamExt;
     let mut out = Vec::new();
@@ -482,12 +488,12 @@ pub struct RestorePlan {
     pub diffs: BTreeMap<String, RecordDiff>,
     /// Per object whose restore writes some but not all of its records: the snapshot's hash of
     /// every record the restore will write (lines read from the snapshot are checked against it).
-    pub expected: BTreeMap<String, std::sync::Arc<HashMap<String, Hash32>>>,
+    pub expected: BTreeMap<String, std::sync::Arc<WantedLines>>,
     /// The objects whose differences are few enough to prove by re-reading the written records.
     pub reread: BTreeSet<String>,
-    /// Per object whose proof will be a re-export: the snapshot's sorted pairs, read once for
-    /// the comparison and kept for the proof.
-    pub snapshot_pairs: BTreeMap<String, ObjectDigester>,
+    /// Per object whose proof will be a re-export: the snapshot's side of the comparison, read
+    /// once and kept for the proof.
+    pub snapshot_pairs: BTreeMap<String, Compared>,
     pub replace: bool,
     pub batch: usize,
 }
@@ -528,7 +534,7 @@ pub async fn plan(ctx: &Context, args: &RestoreArgs) -> Result<RestorePlan, Engi
     let mut snapshot_pairs = BTreeMap::new();
     let mut reread = BTreeSet::new();
     for object in &order {
-        let compared = compare_object(ctx, connector.as_ref(), &manifest, object).await?;
+        let mut compared = compare_object(ctx, connector.as_ref(), &manifest, object).await?;
         let d = &compared.diff;
         if !Wanted::is_every(d, &manifest, object) {
             let hashes: HashMap<String, Hash32> = d
@@ -537,14 +543,14 @@ pub async fn plan(ctx: &Context, args: &RestoreArgs) -> Result<RestorePlan, Engi
                 .chain(&d.deleted)
                 .filter_map(|id| Some((id.clone(), compared.snapshot_hash(id)?)))
                 .collect();
-            expected.insert(object.clone(), std::sync::Arc::new(hashes));
+            expected.insert(object.clone(), std::sync::Arc::new(WantedLines::new(hashes)));
         }
-        let few = d.total() <= REREAD_AT_MOST.max(compared.snapshot.len() / REREAD_FRACTION);
-        let Compared { snapshot, diff: d, .. } = compared;
+        let few = d.total() <= REREAD_AT_MOST.max(compared.snapshot_len() / REREAD_FRACTION);
+        let d = std::mem::take(&mut compared.diff);
         if few {
             reread.insert(object.clone());
         } else {
-            snapshot_pairs.insert(object.clone(), snapshot);
+            snapshot_pairs.insert(object.clone(), compared);
         }
         diffs.insert(object.clone(), d);
     }
@@ -631,7 +637,7 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
                 // Read for the comparison already: only the destination is read again.
                 Some(snapshot) => {
                     connector.align_to_snapshot(object, &manifest.schema).await?;
-                    compare_with_pairs(connector.as_ref(), object, &snapshot).await?
+                    snapshot.compare_again(connector.as_ref(), object).await?
                 }
                 None => compare_object(ctx, connector.as_ref(), &manifest, object).await?.diff,
             };

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{Context, EngineError, StepOutcome};
 use crate::connectors::Connector;
-use crate::diff::{PairComparison, PairIndex, RecordDiff};
+use crate::diff::{DenseComparison, DenseHashes, PairComparison, PairIndex, RecordDiff};
 use crate::digest::{Hash32, ObjectDigester};
 use crate::playbook::model::VerifyArgs;
 use crate::store::manifest::Manifest;
@@ -14,38 +14,96 @@ use crate::store::verify::{preview, verify_snapshot};
 
 /// A comparison of one object of a snapshot with a live connector.
 pub struct Compared {
-    /// The snapshot's pairs, sorted.
-    pub snapshot: ObjectDigester,
     pub diff: RecordDiff,
-    index: PairIndex,
+    snapshot: Side,
+}
+
+/// How the snapshot's side of a comparison was read.
+enum Side {
+    /// Record hashes by integer id, straight from the index (see [`DenseHashes`]).
+    Dense(DenseHashes),
+    /// The pairs, sorted, with a lookup by id.
+    Pairs(ObjectDigester, PairIndex),
+}
+
+/// A comparison of live pairs with either kind of snapshot side.
+enum Comparison<'a> {
+    Dense(DenseComparison<'a>),
+    Pairs(PairComparison<'a>),
+}
+
+impl<'a> Comparison<'a> {
+    fn new(side: &'a Side) -> Self {
+        match side {
+            Side::Dense(hashes) => Comparison::Dense(DenseComparison::new(hashes)),
+            Side::Pairs(pairs, index) => Comparison::Pairs(PairComparison::new(pairs, index)),
+        }
+    }
+
+    fn page(&mut self, page: &crate::connectors::EncodedPage) {
+        match self {
+            Comparison::Dense(c) => page.iter().for_each(|(id, row)| c.push(id, row.hash)),
+            Comparison::Pairs(c) => page.iter().for_each(|(id, row)| c.push(id, row.hash)),
+        }
+    }
+
+    fn finish(self) -> RecordDiff {
+        match self {
+            Comparison::Dense(c) => c.finish(),
+            Comparison::Pairs(c) => c.finish(),
+        }
+    }
 }
 
 impl Compared {
+    /// How many records the snapshot holds of the object.
+    pub fn snapshot_len(&self) -> usize {
+        match &self.snapshot {
+            Side::Dense(hashes) => hashes.len(),
+            Side::Pairs(pairs, _) => pairs.len(),
+        }
+    }
+
     /// The snapshot's hash of `id`.
     pub fn snapshot_hash(&self, id: &str) -> Option<Hash32> {
-        self.index.find(&self.snapshot, id).map(|at| self.snapshot.pair_at(at).1)
+        match &self.snapshot {
+            Side::Dense(hashes) => hashes.hash(id),
+            Side::Pairs(pairs, index) => index.find(pairs, id).map(|at| pairs.pair_at(at).1),
+        }
+    }
+
+    /// Compares the live connector's `object` with the snapshot side read before, again (a
+    /// restore's proof): only the connector is read.
+    pub async fn compare_again(&self, connector: &dyn Connector, object: &str) -> Result<RecordDiff, EngineError> {
+        let mut comparison = Comparison::new(&self.snapshot);
+        let mut pages = connector.export_hashes(object);
+        while let Some(page) = pages.next().await {
+            comparison.page(&page?);
+        }
+        Ok(comparison.finish())
     }
 }
 
 /// Compares `object` of `manifest` with the live connector record by record. The snapshot's
-/// pairs are read (and indexed by id) on a blocking thread while the connector's scan starts;
-/// live pages wait for them and are then compared as they arrive, so the live pairs are never
-/// collected and sorted.
+/// side is read on a blocking thread while the connector's scan starts (as hashes by integer id
+/// when the ids allow, else as pairs indexed by id); live pages wait for it and are then
+/// compared as they arrive, so the live pairs are never collected and sorted.
 pub async fn compare_object(ctx: &Context, connector: &dyn Connector, manifest: &Manifest, object: &str) -> Result<Compared, EngineError> {
     connector.align_to_snapshot(object, &manifest.schema).await?;
     let started = std::time::Instant::now();
     let (store, m, o) = (ctx.store.clone(), manifest.clone(), object.to_string());
-    let mut snapshot = tokio::task::spawn_blocking(move || -> Result<(ObjectDigester, PairIndex), EngineError> {
+    let mut snapshot = tokio::task::spawn_blocking(move || -> Result<Side, EngineError> {
+        if let Some(hashes) = store.object_dense_hashes(&m, &o)? {
+            return Ok(Side::Dense(hashes));
+        }
         let pairs = store.object_pairs(&m, &o)?;
         let index = PairIndex::new(&pairs);
-        Ok((pairs, index))
+        Ok(Side::Pairs(pairs, index))
     });
-    let joined = |r: Result<Result<(ObjectDigester, PairIndex), EngineError>, tokio::task::JoinError>| {
-        r.map_err(|e| EngineError::Internal(e.to_string()))?
-    };
+    let joined = |r: Result<Result<Side, EngineError>, tokio::task::JoinError>| r.map_err(|e| EngineError::Internal(e.to_string()))?;
     let mut pages = connector.export_hashes(object);
     let (mut waiting, mut ended) = (Vec::new(), false);
-    let (pairs, index) = loop {
+    let side = loop {
         tokio::select! {
             read = &mut snapshot => break joined(read)?,
             page = pages.next(), if !ended => match page {
@@ -54,40 +112,20 @@ pub async fn compare_object(ctx: &Context, connector: &dyn Connector, manifest: 
             },
         }
     };
-    tracing::debug!(ms = started.elapsed().as_millis() as u64, "{object}: snapshot pairs read");
-    let mut comparison = PairComparison::new(&pairs, &index);
-    for page in waiting {
-        for (id, row) in page.iter() {
-            comparison.push(id, row.hash);
-        }
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "{object}: snapshot side read");
+    let mut comparison = Comparison::new(&side);
+    for page in &waiting {
+        comparison.page(page);
     }
+    drop(waiting);
     if !ended {
         while let Some(page) = pages.next().await {
-            for (id, row) in page?.iter() {
-                comparison.push(id, row.hash);
-            }
+            comparison.page(&page?);
         }
     }
     let diff = comparison.finish();
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "{object}: live records compared");
-    Ok(Compared {
-        snapshot: pairs,
-        diff,
-        index,
-    })
-}
-
-/// Compares the live connector's `object` with pairs read before (a snapshot's, sorted).
-pub async fn compare_with_pairs(connector: &dyn Connector, object: &str, pairs: &ObjectDigester) -> Result<RecordDiff, EngineError> {
-    let index = PairIndex::new(pairs);
-    let mut comparison = PairComparison::new(pairs, &index);
-    let mut pages = connector.export_hashes(object);
-    while let Some(page) = pages.next().await {
-        for (id, row) in page?.iter() {
-            comparison.push(id, row.hash);
-        }
-    }
-    Ok(comparison.finish())
+    Ok(Compared { diff, snapshot: side })
 }
 
 /// Compares each object of `manifest` with the live connector.

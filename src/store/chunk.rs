@@ -134,20 +134,69 @@ fn line_id<'l>(line: &'l [u8], suffix: &[u8], id_finder: &memmem::FinderRev) -> 
     serde_json::from_slice::<String>(raw).ok().map(std::borrow::Cow::Owned)
 }
 
+/// The records a filtered read of chunks wants, with the snapshot index's hash of each.
+#[derive(Clone, Debug)]
+pub struct WantedLines {
+    hashes: std::collections::HashMap<String, Hash32>,
+    /// When every wanted id is a canonical decimal integer within a bounded span: one bit per
+    /// id from the first, so most lines are passed over without hashing their id's text.
+    integers: Option<(u64, Vec<u64>)>,
+}
+
+impl WantedLines {
+    pub fn new(hashes: std::collections::HashMap<String, Hash32>) -> Self {
+        let values: Option<Vec<u64>> = hashes.keys().map(|id| crate::diff::canonical_integer(id)).collect();
+        let integers = values.and_then(|values| {
+            let (min, max) = (*values.iter().min()?, *values.iter().max()?);
+            let span = max - min + 1;
+            (span <= (values.len() as u64).saturating_mul(256).max(1 << 16)).then(|| {
+                let mut bits = vec![0u64; span.div_ceil(64) as usize];
+                for v in &values {
+                    let at = (v - min) as usize;
+                    bits[at / 64] |= 1 << (at % 64);
+                }
+                (min, bits)
+            })
+        });
+        WantedLines { hashes, integers }
+    }
+
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    /// The index hash of a wanted record, `None` for a record not wanted.
+    pub fn get(&self, id: &str) -> Option<&Hash32> {
+        if let Some((min, bits)) = &self.integers {
+            let at = usize::try_from(crate::diff::canonical_integer(id)?.checked_sub(*min)?).ok()?;
+            if bits.get(at / 64).is_none_or(|word| word & (1 << (at % 64)) == 0) {
+                return None;
+            }
+        }
+        self.hashes.get(id)
+    }
+}
+
 /// Picks the lines of wanted records out of a chunk's lines and checks each against the hash
 /// the snapshot's index gives its record.
 struct LineMatcher<'a> {
     object: &'a Arc<str>,
-    wanted: &'a std::collections::HashMap<String, Hash32>,
+    wanted: &'a WantedLines,
     suffix: Vec<u8>,
     id_finder: memmem::FinderRev<'static>,
     record_finder: memmem::Finder<'static>,
     out: Vec<u8>,
     count: usize,
+    /// Lines fed before, for error messages.
+    lines: usize,
 }
 
 impl<'a> LineMatcher<'a> {
-    fn new(object: &'a Arc<str>, wanted: &'a std::collections::HashMap<String, Hash32>) -> Self {
+    fn new(object: &'a Arc<str>, wanted: &'a WantedLines) -> Self {
         let mut suffix = b",\"object\":".to_vec();
         crate::record::write_json_str(&mut suffix, object);
         suffix.push(b'}');
@@ -159,21 +208,26 @@ impl<'a> LineMatcher<'a> {
             record_finder: memmem::Finder::new(RECORD_KEY),
             out: Vec::new(),
             count: 0,
+            lines: 0,
         }
     }
 
-    /// Takes a chunk's lines (the last one's newline may be missing). A line whose id cannot be
+    /// Takes whole lines of a chunk, a piece at a time (the last one's newline may be missing). A line whose id cannot be
     /// read is checked by decoding it, so damage is reported, not skipped; a wanted line whose
     /// record does not hash to its index entry is damage too.
     fn feed(&mut self, raw: &[u8]) -> Result<(), LineError> {
-        let mut start = 0;
+        let (mut start, before) = (0, self.lines);
         for (index, end) in memchr::memchr_iter(b'\n', raw).chain(std::iter::once(raw.len())).enumerate() {
             let line = &raw[start..end];
             start = end + 1;
+            self.lines = before + index + 1;
             if line.is_empty() {
                 continue;
             }
-            let err = |message: String| LineError { line: index + 1, message };
+            let err = |message: String| LineError {
+                line: before + index + 1,
+                message,
+            };
             let id = match line_id(line, &self.suffix, &self.id_finder) {
                 Some(id) => id,
                 None => {
@@ -215,53 +269,76 @@ pub enum MatchError {
 /// The lines (each with its newline) of the records in `wanted` in a compressed chunk body, and
 /// how many there are. Each of them must hash to the hash `wanted` gives its record (the
 /// snapshot index's, itself checked), so what a restore writes is checked line by line and the
-/// rest of the chunk need not be hashed. The body is decompressed into this thread's buffer,
-/// which the next chunk reuses: fresh memory costs a page fault per 4 KiB, a tenth of the
-/// decompression. A body that inflates to `limit` bytes or more is refused.
+/// rest of the chunk need not be hashed. The body is decompressed a window at a time (a window
+/// stays in the processor's cache while its lines are matched), by this thread's decompression
+/// context into this thread's window, which the next chunk reuses: fresh memory costs a page
+/// fault per 4 KiB. A body that inflates to `limit` bytes or more is refused.
 pub fn matching_lines_compressed(
     stored: &[u8],
     limit: usize,
     object: &Arc<str>,
-    wanted: &std::collections::HashMap<String, Hash32>,
+    wanted: &WantedLines,
 ) -> Result<(Vec<u8>, usize), MatchError> {
+    use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
     thread_local! {
-        static INFLATE: std::cell::RefCell<Option<(zstd::bulk::Decompressor<'static>, Vec<u8>)>> = const { std::cell::RefCell::new(None) };
+        static INFLATE: std::cell::RefCell<Option<(zstd::stream::raw::Decoder<'static>, Vec<u8>)>> = const { std::cell::RefCell::new(None) };
     }
     let inflate = |e: std::io::Error| MatchError::Inflate(format!("chunk does not inflate: {e}"));
     INFLATE.with(|state| {
         let mut state = state.borrow_mut();
         if state.is_none() {
-            *state = Some((zstd::bulk::Decompressor::new().map_err(inflate)?, Vec::new()));
+            *state = Some((zstd::stream::raw::Decoder::new().map_err(inflate)?, vec![0; WINDOW]));
         }
-        let (decompressor, raw) = state.as_mut().expect("set above");
-        raw.clear();
-        raw.reserve(limit);
-        decompressor.decompress_to_buffer(stored, raw).map_err(|e| {
-            MatchError::Inflate(format!(
-                "chunk does not inflate to at most the {} bytes expected: {e}",
-                limit.saturating_sub(1)
-            ))
-        })?;
-        if raw.len() >= limit {
-            return Err(MatchError::Inflate(format!(
-                "chunk inflates to {} bytes or more, more than the {} expected",
-                raw.len(),
-                limit.saturating_sub(1)
-            )));
-        }
+        let (decoder, window) = state.as_mut().expect("set above");
+        decoder.reinit().map_err(inflate)?;
         let mut matcher = LineMatcher::new(object, wanted);
-        let fed = matcher.feed(raw).map_err(MatchError::Line);
-        // A buffer far larger than chunks are is not kept for the next one.
-        if raw.capacity() > KEPT_BUFFER {
-            *raw = Vec::new();
+        let mut input = InBuffer::around(stored);
+        let (mut filled, mut total) = (0, 0);
+        let result = loop {
+            if filled == window.len() {
+                // One line longer than the window.
+                window.resize(window.len() * 2, 0);
+            }
+            let mut output = OutBuffer::around_pos(&mut window[..], filled);
+            let left = decoder.run(&mut input, &mut output).map_err(inflate)?;
+            let produced = output.pos() - filled;
+            filled += produced;
+            total += produced;
+            if total >= limit {
+                break Err(MatchError::Inflate(format!(
+                    "chunk inflates to {total} bytes or more, more than the {} expected",
+                    limit.saturating_sub(1)
+                )));
+            }
+            let ended = left == 0 && input.pos() == stored.len();
+            if ended {
+                matcher.feed(&window[..filled]).map_err(MatchError::Line)?;
+                break Ok((matcher.out, matcher.count));
+            }
+            if produced == 0 && input.pos() == stored.len() && filled < window.len() {
+                break Err(MatchError::Inflate("chunk does not inflate: the body ends inside a frame".into()));
+            }
+            if left == 0 {
+                // A frame ended and another follows.
+                decoder.reinit().map_err(inflate)?;
+            }
+            if let Some(last) = memchr::memrchr(b'\n', &window[..filled]) {
+                matcher.feed(&window[..last]).map_err(MatchError::Line)?;
+                window.copy_within(last + 1..filled, 0);
+                filled -= last + 1;
+            }
+        };
+        // A window grown for a very long line is not kept for the next chunk.
+        if window.len() > WINDOW {
+            *window = vec![0; WINDOW];
         }
-        fed?;
-        Ok((matcher.out, matcher.count))
+        result
     })
 }
 
-/// The largest inflate buffer a thread keeps between chunks.
-const KEPT_BUFFER: usize = 64 << 20;
+/// Decompressed bytes [`matching_lines_compressed`] holds at a time: small enough to stay in the
+/// processor's cache while its lines are matched.
+const WINDOW: usize = 256 * 1024;
 
 #[derive(Deserialize)]
 struct Line {
@@ -365,16 +442,17 @@ mod tests {
             hashes.insert(r.id.clone(), encode_line(&r, &mut raw));
             records.push(r);
         }
-        let wanted: std::collections::HashMap<String, Hash32> = (0..3000)
+        let wanted_hashes: std::collections::HashMap<String, Hash32> = (0..3000)
             .filter(|i| i % 250 == 0 || i % 7 == 3)
             .map(|i| format!("id-{i}"))
             .map(|id| (id.clone(), hashes[&id]))
             .collect();
+        let wanted = WantedLines::new(wanted_hashes.clone());
         let stored = compress(&raw, 1).unwrap();
         let object: Arc<str> = "contacts".into();
         let (lines, count) = matching_lines_compressed(&stored, raw.len() + 1, &object, &wanted).unwrap();
         let mut expected = Vec::new();
-        for r in records.iter().filter(|r| wanted.contains_key(&r.id)) {
+        for r in records.iter().filter(|r| wanted_hashes.contains_key(&r.id)) {
             encode_line(r, &mut expected);
         }
         assert_eq!(count, wanted.len());
@@ -401,8 +479,9 @@ mod tests {
             other => panic!("expected a line error, got {other:?}"),
         }
         // A wanted record whose line changed since the index was written is refused, by line.
-        let mut wrong = wanted.clone();
+        let mut wrong = wanted_hashes.clone();
         wrong.insert("id-3".into(), sha256(b"something else"));
+        let wrong = WantedLines::new(wrong);
         match matching_lines_compressed(&stored, raw.len() + 1, &object, &wrong) {
             Err(MatchError::Line(e)) => {
                 assert_eq!(e.line, 4);
@@ -410,5 +489,24 @@ mod tests {
             }
             other => panic!("expected a hash error, got {other:?}"),
         }
+    }
+
+    /// Integer ids are looked up through the bit set, and only canonical spellings match.
+    #[test]
+    fn wanted_integer_ids() {
+        let h = sha256(b"x");
+        let wanted = WantedLines::new([("5".to_string(), h), ("60000".to_string(), h)].into());
+        assert!(wanted.integers.is_some());
+        assert_eq!(wanted.get("5"), Some(&h));
+        assert_eq!(wanted.get("60000"), Some(&h));
+        for not in ["4", "6", "05", "59999", "60001", "x", "", "-5"] {
+            assert_eq!(wanted.get(not), None, "{not}");
+        }
+        let mixed = WantedLines::new([("5".to_string(), h), ("a".to_string(), h)].into());
+        assert!(mixed.integers.is_none());
+        assert_eq!((mixed.get("a"), mixed.get("5"), mixed.get("6")), (Some(&h), Some(&h), None));
+        let sparse = WantedLines::new([("1".to_string(), h), ("900000000000".to_string(), h)].into());
+        assert!(sparse.integers.is_none());
+        assert_eq!(sparse.get("900000000000"), Some(&h));
     }
 }

@@ -31,6 +31,11 @@ pub fn decode(raw: &[u8]) -> Result<ObjectDigester, String> {
 
 /// Decodes an index body, appending its pairs to `pairs` (in the stored order).
 pub fn decode_into(raw: &[u8], pairs: &mut ObjectDigester) -> Result<(), String> {
+    for_each_pair(raw, |id, hash| pairs.push(id, hash))
+}
+
+/// Calls `f` with each pair of an index body, in the stored order.
+pub fn for_each_pair(raw: &[u8], mut f: impl FnMut(&str, Hash32)) -> Result<(), String> {
     let mut at = 0;
     while at < raw.len() {
         let hash = raw.get(at..at + 32).ok_or("truncated record hash")?;
@@ -38,7 +43,7 @@ pub fn decode_into(raw: &[u8], pairs: &mut ObjectDigester) -> Result<(), String>
         let len = u32::from_le_bytes(len.try_into().expect("four bytes")) as usize;
         let id = raw.get(at + 36..at + 36 + len).ok_or("truncated id")?;
         let id = std::str::from_utf8(id).map_err(|_| "id is not UTF-8")?;
-        pairs.push(id, Hash32(hash.try_into().expect("32 bytes")));
+        f(id, Hash32(hash.try_into().expect("32 bytes")));
         at += 36 + len;
     }
     Ok(())

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::diff::DenseHashes;
 use crate::digest::{Hash32, ObjectDigester, sha256};
 use crate::record::Record;
 use manifest::{ChunkRef, Manifest, SnapshotKind};
@@ -295,7 +296,7 @@ impl Store {
         &self,
         chunk: &ChunkRef,
         object: &std::sync::Arc<str>,
-        wanted: &std::collections::HashMap<String, Hash32>,
+        wanted: &chunk::WantedLines,
     ) -> Result<(Vec<u8>, usize), StoreError> {
         thread_local! {
             static STORED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -401,6 +402,28 @@ impl Store {
                 candidates: many.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "),
             }),
         }
+    }
+
+    /// The record hashes of one object of a snapshot by id, when its index holds only ids that
+    /// are canonical decimal integers spanning a few times their number (see
+    /// [`DenseHashes::from_index`]); `None` otherwise, or when the snapshot has no index.
+    pub fn object_dense_hashes(&self, manifest: &Manifest, object: &str) -> Result<Option<DenseHashes>, StoreError> {
+        let Some(entry) = manifest.objects.get(object) else {
+            return Ok(None);
+        };
+        if entry.index.is_empty() {
+            return Ok(None);
+        }
+        let raws = entry
+            .index
+            .iter()
+            .map(|index| self.load_chunk(index))
+            .collect::<Result<Vec<_>, _>>()?;
+        DenseHashes::from_index(&raws).map_err(|message| StoreError::Corrupt {
+            what: "index",
+            path: self.chunk_path(&entry.index[0].id),
+            message,
+        })
     }
 
     /// The `(id, record_hash)` pairs of one object of a snapshot, sorted: from its index when it
