@@ -88,7 +88,7 @@ fn main() {
         nothings.push(secs);
         nothing_peaks.push(peak(&bin, root));
     }
-    let ratios = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| format!("{:.2}x", x / y)).collect::<Vec<_>>().join(" ");
+    let ratios = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| format!("{:.3}x", x / y)).collect::<Vec<_>>().join(" ");
     let (import, full, partial, nothing) = (median(&imports), median(&fulls), median(&partials), median(&nothings));
     let (full_peak, partial_peak, nothing_peak) = (max(&full_peaks), max(&partial_peaks), max(&nothing_peaks));
 
@@ -101,7 +101,7 @@ fn main() {
         ratios(&fulls, &imports)
     );
     println!(
-        "restore, 1% of rows differ    {partial:.2}s = {:.2}x the full restore (target <= 0.3x; runs {}), peak {partial_peak:.0} MB",
+        "restore, 1% of rows differ    {partial:.2}s = {:.3}x the full restore (target <= 0.3x; runs {}), peak {partial_peak:.0} MB",
         partial / full,
         ratios(&partials, &fulls)
     );

@@ -362,6 +362,11 @@ pub trait Connector: Send + Sync {
     fn export_hashes(&self, object: &str) -> EncodedPages {
         self.export_encoded(object, None)
     }
+    /// [`Connector::export_ids`] for comparisons: pages whose `lines` (and modified times) may be
+    /// left empty, as [`Connector::export_hashes`] has them.
+    fn export_id_hashes(&self, object: &str, ids: Vec<String>) -> EncodedPages {
+        self.export_ids(object, ids)
+    }
     /// The records of `object` whose ids are in `ids`, in store form; ids the connector does not
     /// hold are left out. The default filters a full export.
     fn export_ids(&self, object: &str, ids: Vec<String>) -> EncodedPages {

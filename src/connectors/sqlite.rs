@@ -713,7 +713,11 @@ impl Connector for SqliteConnector {
     }
 
     fn export_ids(&self, object: &str, ids: Vec<String>) -> EncodedPages {
-        self.native_pages(object, |native, map, tx| native.read_ids(map, ids, tx))
+        self.native_pages(object, |native, map, tx| native.read_ids(map, ids, scan_parts(), tx))
+    }
+
+    fn export_id_hashes(&self, object: &str, ids: Vec<String>) -> EncodedPages {
+        self.native_pages(object, |native, map, tx| native.read_id_hashes(map, ids, tx))
     }
 
     async fn outside_writes_mark(&self) -> Option<i64> {

@@ -246,6 +246,43 @@ fn scan_range(
     }
 }
 
+/// Reads the rows whose id is one of `ids` on `conn` into pages on `tx` (with `lines` false,
+/// pages of ids and hashes only); false when the receiver went away.
+fn read_ids_on(
+    conn: &Connection,
+    name: &str,
+    map: &Arc<TableMap>,
+    ids: &[String],
+    lines: bool,
+    tx: &PageSender,
+) -> Result<bool, ConnectorError> {
+    let err = |e: rusqlite::Error| sqlite_error(name, e).object(&map.object);
+    let mut encoder = new_encoder(name, map)?;
+    if !lines {
+        encoder = encoder.hashes_only();
+    }
+    let class = map.id_class();
+    for part in ids.chunks(IDS_PER_QUERY) {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} IN ({})",
+            select_list(map),
+            quote(&map.table),
+            quote(&map.id),
+            vec!["?"; part.len()].join(", ")
+        );
+        let mut statement = conn.prepare_cached(&sql).map_err(err)?;
+        let rows = statement
+            .query(rusqlite::params_from_iter(part.iter().map(|id| id_value(class, id))))
+            .map_err(err)?;
+        let mut page = if lines { empty_page() } else { EncodedPage::default() };
+        encode_rows(name, map, &mut encoder, rows, &mut page)?;
+        if !page.is_empty() && tx.blocking_send(Ok(page)).is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 impl Native {
     pub fn new(name: &str, path: &Path, read_only: bool) -> Native {
         Native {
@@ -294,36 +331,42 @@ impl Native {
     }
 
     /// Streams the rows whose id is one of `ids` into pages on `tx` (ids not in the table are
-    /// left out).
-    pub fn read_ids(&self, map: Arc<TableMap>, ids: Vec<String>, tx: PageSender) {
+    /// left out), in no particular order: many ids are read in `parts` groups at once, with a
+    /// connection each.
+    pub fn read_ids(&self, map: Arc<TableMap>, ids: Vec<String>, parts: usize, tx: PageSender) {
         let (name, path) = (self.name.clone(), self.path.clone());
         tokio::task::spawn_blocking(move || {
-            let err = |e: rusqlite::Error| sqlite_error(&name, e).object(&map.object);
-            let read = || -> Result<(), ConnectorError> {
-                let conn = open(&path, true).map_err(err)?;
-                let mut encoder = new_encoder(&name, &map)?;
-                let class = map.id_class();
-                for part in ids.chunks(IDS_PER_QUERY) {
-                    let sql = format!(
-                        "SELECT {} FROM {} WHERE {} IN ({})",
-                        select_list(&map),
-                        quote(&map.table),
-                        quote(&map.id),
-                        vec!["?"; part.len()].join(", ")
-                    );
-                    let mut statement = conn.prepare_cached(&sql).map_err(err)?;
-                    let rows = statement
-                        .query(rusqlite::params_from_iter(part.iter().map(|id| id_value(class, id))))
-                        .map_err(err)?;
-                    let mut page = empty_page();
-                    encode_rows(&name, &map, &mut encoder, rows, &mut page)?;
-                    if !page.is_empty() && tx.blocking_send(Ok(page)).is_err() {
-                        return Ok(());
-                    }
+            let groups = parts.clamp(1, ids.len().div_ceil(IDS_PER_QUERY).max(1));
+            std::thread::scope(|scope| {
+                for group in ids.chunks(ids.len().div_ceil(groups).max(1)) {
+                    let (name, path, map, tx) = (&name, &path, &map, tx.clone());
+                    scope.spawn(move || {
+                        let read = open(path, true)
+                            .map_err(|e| sqlite_error(name, e).object(&map.object))
+                            .and_then(|conn| read_ids_on(&conn, name, map, group, true, &tx));
+                        if let Err(e) = read {
+                            let _ = tx.blocking_send(Err(e));
+                        }
+                    });
                 }
-                Ok(())
+            });
+        });
+    }
+
+    /// [`Self::read_ids`] for comparisons (pages of ids and hashes only), through the writer
+    /// connection: a restore's proof re-reads the rows it just wrote, whose pages that
+    /// connection's cache still holds (SQLite drops them if anyone else has written since).
+    pub fn read_id_hashes(&self, map: Arc<TableMap>, ids: Vec<String>, tx: PageSender) {
+        let (name, path, read_only, writer) = (self.name.clone(), self.path.clone(), self.read_only, self.writer.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut guard = writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let read = match guard.as_mut() {
+                Some(writer) => read_ids_on(&writer.conn, &name, &map, &ids, false, &tx),
+                None => Writer::open(&path, read_only)
+                    .map_err(|e| sqlite_error(&name, e))
+                    .and_then(|writer| read_ids_on(&guard.insert(writer).conn, &name, &map, &ids, false, &tx)),
             };
-            if let Err(e) = read() {
+            if let Err(e) = read {
                 let _ = tx.blocking_send(Err(e));
             }
         });

@@ -459,7 +459,7 @@ async fn reread_proof(
     for object in order {
         let (ids, wanted) = (&touched[object], &expected[object]);
         let mut found: HashMap<String, Hash32> = HashMap::with_capacity(ids.len());
-        let mut pages = connector.export_ids(object, ids.clone());
+        let mut pages = connector.export_id_hashes(object, ids.clone());
         while let Some(page) = pages.next().await {
             for (id, row) in page?.iter() {
                 found.insert(id.to_string(), row.hash);
