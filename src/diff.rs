@@ -224,27 +224,28 @@ impl DenseHashes {
     }
 }
 
-/// [`PairComparison`] against [`DenseHashes`].
-pub struct DenseComparison<'a> {
-    before: &'a DenseHashes,
+/// What a one-by-one comparison has met so far: the snapshot positions seen (a bit each), and
+/// the ids added and changed.
+struct Tally {
     seen: Vec<u64>,
     added: Vec<String>,
     changed: Vec<String>,
 }
 
-impl<'a> DenseComparison<'a> {
-    pub fn new(before: &'a DenseHashes) -> Self {
-        DenseComparison {
-            before,
-            seen: vec![0; before.present.len()],
+impl Tally {
+    fn new(positions: usize) -> Self {
+        Tally {
+            seen: vec![0; positions.div_ceil(64)],
             added: Vec::new(),
             changed: Vec::new(),
         }
     }
 
-    /// One pair of the other side. An id met twice is added the second time, as [`diff`] has it.
-    pub fn push(&mut self, id: &str, hash: Hash32) {
-        let Some(at) = self.before.slot(id) else {
+    /// One id of the other side, found at snapshot position `at` or not at all; `differs` tells
+    /// whether its hash differs from the one there. An id met twice is added the second time,
+    /// as [`diff`] has it.
+    fn push(&mut self, id: &str, at: Option<usize>, differs: impl FnOnce(usize) -> bool) {
+        let Some(at) = at else {
             self.added.push(id.to_string());
             return;
         };
@@ -254,21 +255,14 @@ impl<'a> DenseComparison<'a> {
             return;
         }
         self.seen[word] |= bit;
-        if self.before.hashes[at] != hash {
+        if differs(at) {
             self.changed.push(id.to_string());
         }
     }
 
-    pub fn finish(self) -> RecordDiff {
-        let mut deleted = Vec::new();
-        for (word, (present, seen)) in self.before.present.iter().zip(&self.seen).enumerate() {
-            let mut missing = present & !seen;
-            while missing != 0 {
-                let bit = missing.trailing_zeros() as usize;
-                missing &= missing - 1;
-                deleted.push((self.before.min + (word * 64 + bit) as u64).to_string());
-            }
-        }
+    /// The differences, with the `deleted` ids the caller found unseen; every list in id byte
+    /// order.
+    fn finish(self, mut deleted: Vec<String>) -> RecordDiff {
         let by_bytes = |a: &String, b: &String| a.as_bytes().cmp(b.as_bytes());
         let (mut added, mut changed) = (self.added, self.changed);
         deleted.sort_unstable_by(by_bytes);
@@ -278,16 +272,47 @@ impl<'a> DenseComparison<'a> {
     }
 }
 
+/// [`PairComparison`] against [`DenseHashes`].
+pub struct DenseComparison<'a> {
+    before: &'a DenseHashes,
+    tally: Tally,
+}
+
+impl<'a> DenseComparison<'a> {
+    pub fn new(before: &'a DenseHashes) -> Self {
+        DenseComparison {
+            before,
+            tally: Tally::new(before.hashes.len()),
+        }
+    }
+
+    /// One pair of the other side.
+    pub fn push(&mut self, id: &str, hash: Hash32) {
+        let hashes = &self.before.hashes;
+        self.tally.push(id, self.before.slot(id), |at| hashes[at] != hash);
+    }
+
+    pub fn finish(self) -> RecordDiff {
+        let mut deleted = Vec::new();
+        for (word, (present, seen)) in self.before.present.iter().zip(&self.tally.seen).enumerate() {
+            let mut missing = present & !seen;
+            while missing != 0 {
+                let bit = missing.trailing_zeros() as usize;
+                missing &= missing - 1;
+                deleted.push((self.before.min + (word * 64 + bit) as u64).to_string());
+            }
+        }
+        self.tally.finish(deleted)
+    }
+}
+
 /// Compares pairs that arrive in any order (a live connector's) with a finished digester's (a
 /// snapshot's), one by one, so they are never collected and sorted. Gives what [`diff`] gives
 /// for the same pairs, ids in the same order.
 pub struct PairComparison<'a> {
     before: &'a ObjectDigester,
     index: &'a PairIndex,
-    /// Positions of `before` met so far, one bit each.
-    seen: Vec<u64>,
-    added: Vec<String>,
-    changed: Vec<String>,
+    tally: Tally,
 }
 
 impl<'a> PairComparison<'a> {
@@ -295,46 +320,29 @@ impl<'a> PairComparison<'a> {
         PairComparison {
             before,
             index,
-            seen: vec![0; before.len().div_ceil(64)],
-            added: Vec::new(),
-            changed: Vec::new(),
+            tally: Tally::new(before.len()),
         }
     }
 
-    /// One pair of the other side. An id met twice is added the second time, as [`diff`] has it.
+    /// One pair of the other side.
     pub fn push(&mut self, id: &str, hash: Hash32) {
-        let Some(at) = self.index.find(self.before, id) else {
-            self.added.push(id.to_string());
-            return;
-        };
-        let (word, bit) = (at / 64, 1u64 << (at % 64));
-        if self.seen[word] & bit != 0 {
-            self.added.push(id.to_string());
-            return;
-        }
-        self.seen[word] |= bit;
-        if self.before.pair_at(at).1 != hash {
-            self.changed.push(id.to_string());
-        }
+        let before = self.before;
+        self.tally.push(id, self.index.find(before, id), |at| before.pair_at(at).1 != hash);
     }
 
     pub fn finish(self) -> RecordDiff {
         let mut deleted = Vec::new();
-        for (word, bits) in self.seen.iter().enumerate() {
-            if *bits == u64::MAX {
-                continue;
-            }
-            for bit in 0..64 {
-                let at = word * 64 + bit;
-                if at < self.before.len() && bits & (1 << bit) == 0 {
+        for (word, seen) in self.tally.seen.iter().enumerate() {
+            let mut missing = !seen;
+            while missing != 0 {
+                let at = word * 64 + missing.trailing_zeros() as usize;
+                missing &= missing - 1;
+                if at < self.before.len() {
                     deleted.push(self.before.pair_at(at).0.to_string());
                 }
             }
         }
-        let (mut added, mut changed) = (self.added, self.changed);
-        added.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        changed.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        RecordDiff { added, changed, deleted }
+        self.tally.finish(deleted)
     }
 }
 

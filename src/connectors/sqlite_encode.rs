@@ -316,6 +316,14 @@ fn fast_time(s: &str) -> Option<DateTime<Utc>> {
 /// [`fast_time`] of bytes: only ASCII digits and separators pass, so bytes that pass are the
 /// time's canonical text.
 fn fast_time_bytes(b: &[u8]) -> Option<DateTime<Utc>> {
+    let [year, month, day, hour, minute, second] = time_fields(b)?;
+    let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
+    Some(date.and_hms_opt(hour, minute, second)?.and_utc())
+}
+
+/// Year, month, day, hour, minute and second of exactly `YYYY-MM-DDTHH:MM:SSZ` (ASCII digits
+/// and these separators), not checked against the calendar.
+fn time_fields(b: &[u8]) -> Option<[u32; 6]> {
     if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
         return None;
     }
@@ -324,24 +332,13 @@ fn fast_time_bytes(b: &[u8]) -> Option<DateTime<Utc>> {
             .iter()
             .try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
     };
-    let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
-    Some(date.and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?.and_utc())
+    Some([num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?])
 }
 
 /// Whether [`fast_time_bytes`] takes `b`, without building the time: the scans check every
 /// row's timestamps, and chrono's calendar checks cost more than the rest of the check.
 fn canonical_time_bytes(b: &[u8]) -> bool {
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
-        return false;
-    }
-    let num = |range: std::ops::Range<usize>| -> Option<u32> {
-        b[range]
-            .iter()
-            .try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
-    };
-    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) =
-        (num(0..4), num(5..7), num(8..10), num(11..13), num(14..16), num(17..19))
-    else {
+    let Some([year, month, day, hour, minute, second]) = time_fields(b) else {
         return false;
     };
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);

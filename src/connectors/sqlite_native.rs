@@ -189,9 +189,11 @@ fn encode_rows(
     Ok((last, count))
 }
 
-fn new_encoder(name: &str, map: &Arc<TableMap>) -> Result<RowEncoder, ConnectorError> {
-    RowEncoder::new(map.clone())
-        .ok_or_else(|| ConnectorError::new(name, format!("table `{}` has no id column `{}`", map.table, map.id)).object(&map.object))
+/// An encoder for `map`'s rows; with `lines` false, of ids and hashes only.
+fn new_encoder(name: &str, map: &Arc<TableMap>, lines: bool) -> Result<RowEncoder, ConnectorError> {
+    let encoder = RowEncoder::new(map.clone())
+        .ok_or_else(|| ConnectorError::new(name, format!("table `{}` has no id column `{}`", map.table, map.id)).object(&map.object))?;
+    Ok(if lines { encoder } else { encoder.hashes_only() })
 }
 
 fn empty_page() -> EncodedPage {
@@ -211,10 +213,7 @@ fn scan_range(
     tx: &PageSender,
 ) -> Result<bool, ConnectorError> {
     let err = |e: rusqlite::Error| sqlite_error(name, e).object(&map.object);
-    let mut encoder = new_encoder(name, map)?;
-    if !lines {
-        encoder = encoder.hashes_only();
-    }
+    let mut encoder = new_encoder(name, map, lines)?;
     let filter = match (&map.modified, since) {
         (Some(m), Some(_)) => format!(" AND julianday({}) >= julianday(?3)", quote(m)),
         _ => String::new(),
@@ -257,10 +256,7 @@ fn read_ids_on(
     tx: &PageSender,
 ) -> Result<bool, ConnectorError> {
     let err = |e: rusqlite::Error| sqlite_error(name, e).object(&map.object);
-    let mut encoder = new_encoder(name, map)?;
-    if !lines {
-        encoder = encoder.hashes_only();
-    }
+    let mut encoder = new_encoder(name, map, lines)?;
     let class = map.id_class();
     for part in ids.chunks(IDS_PER_QUERY) {
         let sql = format!(

@@ -126,9 +126,11 @@ impl Pipelined {
     }
 }
 
-/// Chunks decoded at once ahead of the writes (a restore with few differences is a pass over
-/// every chunk, and decoding is most of it).
-const DECODE_AHEAD: usize = 2;
+/// Chunks decoded at once ahead of the writes when they are filtered (a restore with few
+/// differences is a pass over every chunk, and decoding is most of it). Decodes finish out of
+/// order and a finished one waits for the one before it, so more of them are in flight than
+/// there are cores, which keeps both cores decoding.
+const DECODE_AHEAD: usize = 4;
 
 /// Decoded chunks that may wait for the writes when at most a tenth of their records are
 /// written (so they hold at most a tenth of a chunk's lines each).
