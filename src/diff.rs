@@ -169,7 +169,8 @@ pub struct DenseHashes {
 
 impl DenseHashes {
     /// From an object's index bodies (see [`crate::store::index`]); `None` when its ids do not
-    /// qualify. A repeated id keeps its first hash.
+    /// qualify, or when an id repeats (a damaged snapshot, which the pairs path compares as the
+    /// merge does).
     pub fn from_index(raws: &[Vec<u8>]) -> Result<Option<DenseHashes>, String> {
         let (mut min, mut max, mut count, mut dense) = (u64::MAX, 0u64, 0usize, true);
         for raw in raws {
@@ -190,18 +191,18 @@ impl DenseHashes {
             present: vec![0; span.div_ceil(64)],
             count: 0,
         };
+        let mut repeated = false;
         for raw in raws {
             crate::store::index::for_each_pair(raw, |id, hash| {
                 let at = (canonical_integer(id).expect("checked above") - min) as usize;
                 let bit = 1u64 << (at % 64);
-                if table.present[at / 64] & bit == 0 {
-                    table.present[at / 64] |= bit;
-                    table.hashes[at] = hash;
-                    table.count += 1;
-                }
+                repeated |= table.present[at / 64] & bit != 0;
+                table.present[at / 64] |= bit;
+                table.hashes[at] = hash;
+                table.count += 1;
             })?;
         }
-        Ok(Some(table))
+        Ok((!repeated).then_some(table))
     }
 
     /// How many records.
@@ -239,6 +240,10 @@ impl Tally {
             added: Vec::new(),
             changed: Vec::new(),
         }
+    }
+
+    fn is_seen(&self, at: usize) -> bool {
+        self.seen[at / 64] & (1 << (at % 64)) != 0
     }
 
     /// One id of the other side, found at snapshot position `at` or not at all; `differs` tells
@@ -324,10 +329,17 @@ impl<'a> PairComparison<'a> {
         }
     }
 
-    /// One pair of the other side.
+    /// One pair of the other side. An id the snapshot holds more than once (a damaged one) is
+    /// matched with its copies in turn, as the merge matches them.
     pub fn push(&mut self, id: &str, hash: Hash32) {
         let before = self.before;
-        self.tally.push(id, self.index.find(before, id), |at| before.pair_at(at).1 != hash);
+        let at = self.index.find(before, id).map(|mut at| {
+            while self.tally.is_seen(at) && at + 1 < before.len() && before.pair_at(at + 1).0 == id {
+                at += 1;
+            }
+            at
+        });
+        self.tally.push(id, at, |at| before.pair_at(at).1 != hash);
     }
 
     pub fn finish(self) -> RecordDiff {
@@ -397,6 +409,9 @@ mod tests {
                 vec![("b", "1"), ("a", "2"), ("é", "3")],
                 vec![("a", "2"), ("a", "2"), ("é", "4"), ("c", "5")],
             ),
+            // A damaged snapshot that repeats ids, against sides that repeat them or not.
+            (vec![("7", "a"), ("7", "a"), ("8", "c")], vec![("7", "a"), ("7", "a"), ("8", "c")]),
+            (vec![("7", "a"), ("7", "a"), ("8", "c")], vec![("8", "c"), ("7", "a")]),
         ];
         for (before, after) in cases {
             let b = pairs(&before);
@@ -452,5 +467,12 @@ mod tests {
             assert_eq!(got, diff(&b, &pairs(&as_refs(&after))));
             assert_eq!(got.deleted.len(), 716);
         }
+        // A snapshot that repeats an integer id is compared through its pairs.
+        let repeated = pairs(&[("1", "a"), ("1", "b"), ("2", "c")]);
+        assert!(
+            DenseHashes::from_index(&[crate::store::index::encode(&repeated)])
+                .unwrap()
+                .is_none()
+        );
     }
 }

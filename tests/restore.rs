@@ -192,3 +192,17 @@ async fn a_tampered_snapshot_line_is_refused() {
     out.says("record `4` does not hash to").says("line ");
     assert_eq!(emails(&s, &[3, 4]).await, vec!["wrong@example.com"; 2]);
 }
+
+/// A small object the destination lacks whole is restored whole and proven by re-reading it.
+#[tokio::test]
+async fn a_small_object_restored_whole_is_proven() {
+    let s = sandbox();
+    s.write_as_tool("legacy", &["DELETE FROM deals"]).await;
+    s.run(&["execute", "--phase", "restore"]).ok();
+    let run = s.run(&["runs", "show", "latest", "--format", "json"]).ok();
+    let run: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let detail = &run["steps"][0]["detail"];
+    assert!(detail["proof"].as_str().unwrap().starts_with("re-read"), "{}", detail["proof"]);
+    assert!(detail["objects"]["deals"]["inserted"].as_u64().unwrap() > 0);
+    s.run(&["verify", "--connector", "legacy"]).ok();
+}

@@ -393,6 +393,10 @@ async fn streamed_batches(
             let mut lines = first;
             let mut count = 0;
             loop {
+                // The connector stopped (and reports why): decode no further for it.
+                if sender.is_closed() {
+                    return Ok(());
+                }
                 // Chunks decoded already go in one part, which the connector may parse on a
                 // second thread while it writes.
                 let mut held = memchr::memchr_iter(b'\n', &lines).count();
@@ -538,7 +542,10 @@ pub async fn plan(ctx: &Context, args: &RestoreArgs) -> Result<RestorePlan, Engi
     for object in &order {
         let mut compared = compare_object(ctx, connector.as_ref(), &manifest, object).await?;
         let d = &compared.diff;
-        if !Wanted::is_every(d, &manifest, object) {
+        let few = d.total() <= REREAD_AT_MOST.max(compared.snapshot_len() / REREAD_FRACTION);
+        // The hashes of the records to write: to check the lines read for them, and for the
+        // re-read proof (which a small object restored whole uses too).
+        if few || !Wanted::is_every(d, &manifest, object) {
             let hashes: HashMap<String, Hash32> = d
                 .changed
                 .iter()
@@ -547,7 +554,6 @@ pub async fn plan(ctx: &Context, args: &RestoreArgs) -> Result<RestorePlan, Engi
                 .collect();
             expected.insert(object.clone(), std::sync::Arc::new(WantedLines::new(hashes)));
         }
-        let few = d.total() <= REREAD_AT_MOST.max(compared.snapshot_len() / REREAD_FRACTION);
         let d = std::mem::take(&mut compared.diff);
         if few {
             reread.insert(object.clone());

@@ -279,7 +279,6 @@ pub fn matching_lines_compressed(
     object: &Arc<str>,
     wanted: &WantedLines,
 ) -> Result<(Vec<u8>, usize), MatchError> {
-    use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
     thread_local! {
         static INFLATE: std::cell::RefCell<Option<(zstd::stream::raw::Decoder<'static>, Vec<u8>)>> = const { std::cell::RefCell::new(None) };
     }
@@ -290,50 +289,61 @@ pub fn matching_lines_compressed(
             *state = Some((zstd::stream::raw::Decoder::new().map_err(inflate)?, vec![0; WINDOW]));
         }
         let (decoder, window) = state.as_mut().expect("set above");
-        decoder.reinit().map_err(inflate)?;
-        let mut matcher = LineMatcher::new(object, wanted);
-        let mut input = InBuffer::around(stored);
-        let (mut filled, mut total) = (0, 0);
-        let result = loop {
-            if filled == window.len() {
-                // One line longer than the window.
-                window.resize(window.len() * 2, 0);
-            }
-            let mut output = OutBuffer::around_pos(&mut window[..], filled);
-            let left = decoder.run(&mut input, &mut output).map_err(inflate)?;
-            let produced = output.pos() - filled;
-            filled += produced;
-            total += produced;
-            if total >= limit {
-                break Err(MatchError::Inflate(format!(
-                    "chunk inflates to {total} bytes or more, more than the {} expected",
-                    limit.saturating_sub(1)
-                )));
-            }
-            let ended = left == 0 && input.pos() == stored.len();
-            if ended {
-                matcher.feed(&window[..filled]).map_err(MatchError::Line)?;
-                break Ok((matcher.out, matcher.count));
-            }
-            if produced == 0 && input.pos() == stored.len() && filled < window.len() {
-                break Err(MatchError::Inflate("chunk does not inflate: the body ends inside a frame".into()));
-            }
-            if left == 0 {
-                // A frame ended and another follows.
-                decoder.reinit().map_err(inflate)?;
-            }
-            if let Some(last) = memchr::memrchr(b'\n', &window[..filled]) {
-                matcher.feed(&window[..last]).map_err(MatchError::Line)?;
-                window.copy_within(last + 1..filled, 0);
-                filled -= last + 1;
-            }
-        };
+        let result = inflate_matching(decoder, window, stored, limit, LineMatcher::new(object, wanted));
         // A window grown for a very long line is not kept for the next chunk.
         if window.len() > WINDOW {
             *window = vec![0; WINDOW];
         }
         result
     })
+}
+
+/// The decompression loop of [`matching_lines_compressed`], feeding `matcher` whole lines.
+fn inflate_matching(
+    decoder: &mut zstd::stream::raw::Decoder<'static>,
+    window: &mut Vec<u8>,
+    stored: &[u8],
+    limit: usize,
+    mut matcher: LineMatcher<'_>,
+) -> Result<(Vec<u8>, usize), MatchError> {
+    use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
+    let inflate = |e: std::io::Error| MatchError::Inflate(format!("chunk does not inflate: {e}"));
+    decoder.reinit().map_err(inflate)?;
+    let mut input = InBuffer::around(stored);
+    let (mut filled, mut total) = (0, 0);
+    loop {
+        if filled == window.len() {
+            // One line longer than the window.
+            window.resize(window.len() * 2, 0);
+        }
+        let mut output = OutBuffer::around_pos(&mut window[..], filled);
+        let left = decoder.run(&mut input, &mut output).map_err(inflate)?;
+        let produced = output.pos() - filled;
+        filled += produced;
+        total += produced;
+        if total >= limit {
+            return Err(MatchError::Inflate(format!(
+                "chunk inflates to {total} bytes or more, more than the {} expected",
+                limit.saturating_sub(1)
+            )));
+        }
+        if left == 0 && input.pos() == stored.len() {
+            matcher.feed(&window[..filled]).map_err(MatchError::Line)?;
+            return Ok((matcher.out, matcher.count));
+        }
+        if produced == 0 && input.pos() == stored.len() && filled < window.len() {
+            return Err(MatchError::Inflate("chunk does not inflate: the body ends inside a frame".into()));
+        }
+        if left == 0 {
+            // A frame ended and another follows.
+            decoder.reinit().map_err(inflate)?;
+        }
+        if let Some(last) = memchr::memrchr(b'\n', &window[..filled]) {
+            matcher.feed(&window[..last]).map_err(MatchError::Line)?;
+            window.copy_within(last + 1..filled, 0);
+            filled -= last + 1;
+        }
+    }
 }
 
 /// Decompressed bytes [`matching_lines_compressed`] holds at a time: small enough to stay in the
