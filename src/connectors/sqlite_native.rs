@@ -245,6 +245,22 @@ fn scan_range(
     }
 }
 
+/// Runs `work` on the writer connection held in `slot`, opening it on first use (on a blocking
+/// thread: it waits for the connection's lock).
+fn on_writer<T>(
+    slot: &Mutex<Option<Writer>>,
+    name: &str,
+    path: &Path,
+    read_only: bool,
+    work: impl FnOnce(&str, &mut Writer) -> Result<T, ConnectorError>,
+) -> Result<T, ConnectorError> {
+    let mut guard = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if guard.is_none() {
+        *guard = Some(Writer::open(path, read_only).map_err(|e| sqlite_error(name, e))?);
+    }
+    work(name, guard.as_mut().expect("opened above"))
+}
+
 /// Reads the rows whose id is one of `ids` on `conn` into pages on `tx` (with `lines` false,
 /// pages of ids and hashes only); false when the receiver went away.
 fn read_ids_on(
@@ -355,13 +371,9 @@ impl Native {
     pub fn read_id_hashes(&self, map: Arc<TableMap>, ids: Vec<String>, tx: PageSender) {
         let (name, path, read_only, writer) = (self.name.clone(), self.path.clone(), self.read_only, self.writer.clone());
         tokio::task::spawn_blocking(move || {
-            let mut guard = writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let read = match guard.as_mut() {
-                Some(writer) => read_ids_on(&writer.conn, &name, &map, &ids, false, &tx),
-                None => Writer::open(&path, read_only)
-                    .map_err(|e| sqlite_error(&name, e))
-                    .and_then(|writer| read_ids_on(&guard.insert(writer).conn, &name, &map, &ids, false, &tx)),
-            };
+            let read = on_writer(&writer, &name, &path, read_only, |name, writer| {
+                read_ids_on(&writer.conn, name, &map, &ids, false, &tx)
+            });
             if let Err(e) = read {
                 let _ = tx.blocking_send(Err(e));
             }
@@ -374,15 +386,9 @@ impl Native {
         work: impl FnOnce(&str, &mut Writer) -> Result<T, ConnectorError> + Send + 'static,
     ) -> Result<T, ConnectorError> {
         let (name, path, read_only, writer) = (self.name.clone(), self.path.clone(), self.read_only, self.writer.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut guard = writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if guard.is_none() {
-                *guard = Some(Writer::open(&path, read_only).map_err(|e| sqlite_error(&name, e))?);
-            }
-            work(&name, guard.as_mut().expect("opened above"))
-        })
-        .await
-        .map_err(|e| ConnectorError::new(&self.name, format!("the writer thread failed: {e}")))?
+        tokio::task::spawn_blocking(move || on_writer(&writer, &name, &path, read_only, work))
+            .await
+            .map_err(|e| ConnectorError::new(&self.name, format!("the writer thread failed: {e}")))?
     }
 
     /// SQLite's `PRAGMA data_version` on the writer connection: it changes when another
@@ -613,7 +619,7 @@ impl<'m> References<'m> {
     /// Reads the rowids of the parent tables [`Self::check`] holds in memory.
     fn prefetch(&self, name: &str, tx: &Transaction<'_>, parents: &mut ParentRowids) -> Result<(), ConnectorError> {
         for check in &self.map.key_checks {
-            if check.to_rowid && !check.parent.eq_ignore_ascii_case(&self.map.table) {
+            if held_in_memory(self.map, check) {
                 parents
                     .get(tx, &check.parent)
                     .map_err(|e| sqlite_error(name, e).object(&self.map.object))?;
@@ -634,7 +640,7 @@ impl<'m> References<'m> {
             // all keys of a table too large to hold, or of the table itself) by query.
             let mut missing: Vec<String> = Vec::new();
             let mut queried: Vec<&str> = seen.keys().map(String::as_str).collect();
-            let held = check.to_rowid && !check.parent.eq_ignore_ascii_case(&map.table);
+            let held = held_in_memory(map, check);
             if held && let Some(rowids) = parents.get(tx, &check.parent).map_err(err)? {
                 queried.retain(|key| match key.parse::<i64>() {
                     Ok(rowid) => {
@@ -671,6 +677,12 @@ impl<'m> References<'m> {
         }
         Ok(())
     }
+}
+
+/// Whether `check`'s integer keys into another table's rowids are looked up in memory (see
+/// [`ParentRowids`]) rather than by query.
+fn held_in_memory(map: &TableMap, check: &KeyCheck) -> bool {
+    check.to_rowid && !check.parent.eq_ignore_ascii_case(&map.table)
 }
 
 /// The keys (JSON texts) among `keys` that no parent row of `check` holds.

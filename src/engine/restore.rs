@@ -7,7 +7,7 @@
 //! destination must equal the snapshot record by record, shown by re-reading the written records
 //! when few were written and nobody else wrote (see [`reread_proof`]), else by re-exporting it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
 
@@ -492,13 +492,13 @@ pub struct RestorePlan {
     pub manifest: Manifest,
     pub order: Vec<String>,
     pub diffs: BTreeMap<String, RecordDiff>,
-    /// Per object whose restore writes some but not all of its records: the snapshot's hash of
-    /// every record the restore will write (lines read from the snapshot are checked against it).
+    /// Per object whose restore writes some but not all of its records, or is proven by
+    /// re-reading them: the snapshot's hash of every record the restore will write (lines read
+    /// from the snapshot are checked against it).
     pub expected: BTreeMap<String, std::sync::Arc<WantedLines>>,
-    /// The objects whose differences are few enough to prove by re-reading the written records.
-    pub reread: BTreeSet<String>,
     /// Per object whose proof will be a re-export: the snapshot's side of the comparison, read
-    /// once and kept for the proof.
+    /// once and kept for the proof. The other objects' differences are few enough to prove by
+    /// re-reading the written records.
     pub snapshot_pairs: BTreeMap<String, Compared>,
     pub replace: bool,
     pub batch: usize,
@@ -538,7 +538,6 @@ pub async fn plan(ctx: &Context, args: &RestoreArgs) -> Result<RestorePlan, Engi
     let mut diffs: BTreeMap<String, RecordDiff> = BTreeMap::new();
     let mut expected = BTreeMap::new();
     let mut snapshot_pairs = BTreeMap::new();
-    let mut reread = BTreeSet::new();
     for object in &order {
         let mut compared = compare_object(ctx, connector.as_ref(), &manifest, object).await?;
         let d = &compared.diff;
@@ -555,9 +554,7 @@ pub async fn plan(ctx: &Context, args: &RestoreArgs) -> Result<RestorePlan, Engi
             expected.insert(object.clone(), std::sync::Arc::new(WantedLines::new(hashes)));
         }
         let d = std::mem::take(&mut compared.diff);
-        if few {
-            reread.insert(object.clone());
-        } else {
+        if !few {
             snapshot_pairs.insert(object.clone(), compared);
         }
         diffs.insert(object.clone(), d);
@@ -567,7 +564,6 @@ pub async fn plan(ctx: &Context, args: &RestoreArgs) -> Result<RestorePlan, Engi
         order,
         diffs,
         expected,
-        reread,
         snapshot_pairs,
         replace,
         batch,
@@ -584,7 +580,6 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
         order,
         mut diffs,
         expected,
-        reread,
         mut snapshot_pairs,
         replace,
         batch,
@@ -599,7 +594,7 @@ pub async fn run(ctx: &Context, args: &RestoreArgs) -> Result<StepOutcome, Engin
     for object in &order {
         let d = diffs.get_mut(object).expect("planned object");
         counts.insert(object.clone(), (d.deleted.len(), d.changed.len()));
-        if reread.contains(object) {
+        if !snapshot_pairs.contains_key(object) {
             let mut ids: Vec<String> = d.deleted.iter().chain(&d.changed).cloned().collect();
             if replace {
                 ids.extend(d.added.iter().cloned());

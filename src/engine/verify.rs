@@ -9,6 +9,7 @@ use crate::connectors::Connector;
 use crate::diff::{DenseComparison, DenseHashes, PairComparison, PairIndex, RecordDiff};
 use crate::digest::{Hash32, ObjectDigester};
 use crate::playbook::model::VerifyArgs;
+use crate::store::ObjectHashes;
 use crate::store::manifest::Manifest;
 use crate::store::verify::{preview, verify_snapshot};
 
@@ -93,12 +94,13 @@ pub async fn compare_object(ctx: &Context, connector: &dyn Connector, manifest: 
     let started = std::time::Instant::now();
     let (store, m, o) = (ctx.store.clone(), manifest.clone(), object.to_string());
     let mut snapshot = tokio::task::spawn_blocking(move || -> Result<Side, EngineError> {
-        if let Some(hashes) = store.object_dense_hashes(&m, &o)? {
-            return Ok(Side::Dense(hashes));
-        }
-        let pairs = store.object_pairs(&m, &o)?;
-        let index = PairIndex::new(&pairs);
-        Ok(Side::Pairs(pairs, index))
+        Ok(match store.object_hashes(&m, &o)? {
+            ObjectHashes::Dense(hashes) => Side::Dense(hashes),
+            ObjectHashes::Pairs(pairs) => {
+                let index = PairIndex::new(&pairs);
+                Side::Pairs(pairs, index)
+            }
+        })
     });
     let joined = |r: Result<Result<Side, EngineError>, tokio::task::JoinError>| r.map_err(|e| EngineError::Internal(e.to_string()))?;
     let mut pages = connector.export_hashes(object);

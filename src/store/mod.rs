@@ -101,6 +101,12 @@ pub struct WrittenChunk {
     pub newest_modified: Option<DateTime<Utc>>,
 }
 
+/// One object's record hashes as [`Store::object_hashes`] reads them.
+pub enum ObjectHashes {
+    Dense(DenseHashes),
+    Pairs(ObjectDigester),
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
@@ -404,26 +410,35 @@ impl Store {
         }
     }
 
-    /// The record hashes of one object of a snapshot by id, when its index holds only ids that
-    /// are canonical decimal integers spanning a few times their number (see
-    /// [`DenseHashes::from_index`]); `None` otherwise, or when the snapshot has no index.
-    pub fn object_dense_hashes(&self, manifest: &Manifest, object: &str) -> Result<Option<DenseHashes>, StoreError> {
-        let Some(entry) = manifest.objects.get(object) else {
-            return Ok(None);
+    /// One object's record hashes for a comparison: by id (see [`DenseHashes::from_index`]) when
+    /// its index holds only canonical decimal integer ids spanning a few times their number, else
+    /// its sorted pairs ([`Self::object_pairs`]). The index is read once either way.
+    pub fn object_hashes(&self, manifest: &Manifest, object: &str) -> Result<ObjectHashes, StoreError> {
+        let Some(entry) = manifest.objects.get(object).filter(|entry| !entry.index.is_empty()) else {
+            return self.object_pairs(manifest, object).map(ObjectHashes::Pairs);
         };
-        if entry.index.is_empty() {
-            return Ok(None);
-        }
         let raws = entry
             .index
             .iter()
             .map(|index| self.load_chunk(index))
             .collect::<Result<Vec<_>, _>>()?;
-        DenseHashes::from_index(&raws).map_err(|message| StoreError::Corrupt {
-            what: "index",
-            path: self.chunk_path(&entry.index[0].id),
-            message,
-        })
+        let corrupt = |at: usize| {
+            let path = self.chunk_path(&entry.index[at].id);
+            move |message| StoreError::Corrupt {
+                what: "index",
+                path,
+                message,
+            }
+        };
+        if let Some(hashes) = DenseHashes::from_index(&raws).map_err(corrupt(0))? {
+            return Ok(ObjectHashes::Dense(hashes));
+        }
+        let mut all = ObjectDigester::with_capacity(entry.count.min(1 << 24) as usize, 8);
+        for (at, raw) in raws.iter().enumerate() {
+            index::decode_into(raw, &mut all).map_err(corrupt(at))?;
+        }
+        all.sort();
+        Ok(ObjectHashes::Pairs(all))
     }
 
     /// The `(id, record_hash)` pairs of one object of a snapshot, sorted: from its index when it
